@@ -1,0 +1,23 @@
+"""helpers — the shared toolkit of the book *How transformers learn algorithms*.
+
+Core modules (used by every chapter):
+
+- :mod:`helpers.modes`    — the run mode (``BOOK_MODE``) and sizes per mode;
+- :mod:`helpers.device`   — device choice (cuda → mps → cpu), seeding, environment report;
+- :mod:`helpers.training` — the training loop, checkpoint schedule, resume;
+- :mod:`helpers.results`  — atomic writes, provenance (``run.json``), claims (``claims.json``);
+- :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook.
+"""
+from .device import describe_device, environment, pick_device, seed_everything
+from .modes import MODES, by_mode, get_mode, set_mode
+from .results import Claim, ResultError, ResultStore, claims_table, output_root
+from .training import History, checkpoint_schedule, step_generator, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODES", "by_mode", "get_mode", "set_mode",
+    "describe_device", "environment", "pick_device", "seed_everything",
+    "Claim", "ResultError", "ResultStore", "claims_table", "output_root",
+    "History", "checkpoint_schedule", "step_generator", "train",
+]

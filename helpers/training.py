@@ -1,0 +1,219 @@
+"""A training loop for small models: progress bar, metric history, checkpoint schedule, resume.
+
+The loop is deliberately plain (nanoGPT style): a ``batch_fn(step)`` draws the batch for a
+step, a ``loss_fn(model, batch)`` returns the loss, an optimizer steps. Around it:
+
+- a metric history (training loss every ``log_every`` steps, evaluations at checkpoint steps);
+- a checkpoint schedule, linear ∪ log-spaced steps (:func:`checkpoint_schedule`), as studies of
+  transient structure use: dense early, where the dynamics are fast, sparse later;
+- resume: with ``resume_path``, the loop saves its state every ``save_every`` steps and, when
+  started again after an interruption, continues from the last save. If ``batch_fn`` depends
+  only on the step (use :func:`step_generator`), the resumed run equals an uninterrupted one.
+
+Used in: ``book/getting_started.ipynb`` and every chapter.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .modes import get_mode
+from .results import save_torch
+
+
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+def checkpoint_schedule(total_steps: int, *, every: int | None = None, n_log: int = 0) -> list[int]:
+    """Steps at which to checkpoint: ``{0, every, 2·every, …} ∪ log-spaced ∪ {total_steps}``.
+
+    Args:
+        total_steps: number of optimiser steps of the run (``T``), ``>= 1``.
+        every: spacing of the linear part, ``1 <= every <= total_steps`` (None: no linear part).
+        n_log: number of log-spaced points between step 1 and ``T`` (before de-duplication), ``>= 0``.
+
+    Returns:
+        Sorted, distinct ints in ``[0, T]``, always including 0 (the initialisation) and ``T``.
+    """
+    if not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
+        raise ValueError(f"total_steps must be an int >= 1; got {total_steps!r}")
+    if every is not None and (not isinstance(every, (int, np.integer)) or not 1 <= every <= total_steps):
+        raise ValueError(f"every must be an int in [1, total_steps={total_steps}] or None; got {every!r}")
+    if not isinstance(n_log, (int, np.integer)) or n_log < 0:
+        raise ValueError(f"n_log must be an int >= 0; got {n_log!r}")
+    steps = {0, int(total_steps)}
+    if every is not None:
+        steps.update(range(0, total_steps + 1, every))
+    if n_log > 0:
+        steps.update(np.unique(np.round(np.logspace(0, math.log10(total_steps), n_log)).astype(int)).tolist())
+    return sorted(s for s in steps if 0 <= s <= total_steps)
+
+
+def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator seeded by ``(seed, step)``: the batch of a step is the same in any run."""
+    if seed < 0 or step < 0:
+        raise ValueError(f"seed and step must be >= 0; got seed={seed}, step={step}")
+    g = torch.Generator(device=device)
+    g.manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63 - 1))
+    return g
+
+
+@dataclass
+class History:
+    """What a run logged.
+
+    ``train_steps``/``train_loss``: the training loss every ``log_every`` steps (mean over the
+    steps since the last log). ``eval_steps``/``evals[name]``: ``eval_fn`` at checkpoint steps.
+    """
+
+    train_steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    evals: dict[str, list[float]] = field(default_factory=dict)
+
+    def record_eval(self, step: int, metrics: Mapping[str, float]) -> None:
+        if self.evals and set(metrics) != set(self.evals):
+            raise ValueError(f"eval_fn must return the same keys every time; got {sorted(metrics)}, "
+                             f"expected {sorted(self.evals)}")
+        self.eval_steps.append(int(step))
+        for k, v in metrics.items():
+            self.evals.setdefault(k, []).append(float(v))
+
+    def eval_array(self, name: str) -> np.ndarray:
+        if name not in self.evals:
+            raise KeyError(f"no eval metric {name!r}; have {sorted(self.evals)}")
+        return np.asarray(self.evals[name])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_steps": list(self.train_steps), "train_loss": list(self.train_loss),
+                "eval_steps": list(self.eval_steps), "evals": {k: list(v) for k, v in self.evals.items()}}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> "History":
+        return cls(list(state["train_steps"]), list(state["train_loss"]), list(state["eval_steps"]),
+                   {k: list(v) for k, v in state["evals"].items()})
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    batch_fn: Callable[[int], Any],
+    *,
+    steps: int,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any | None = None,
+    log_every: int = 10,
+    checkpoint_steps: Iterable[int] = (),
+    eval_fn: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
+    on_checkpoint: Callable[[int, torch.nn.Module], None] | None = None,
+    grad_clip: float | None = None,
+    resume_path: str | os.PathLike | None = None,
+    save_every: int = 1000,
+    progress: bool | None = None,
+    desc: str = "training",
+) -> History:
+    """Train ``model`` for ``steps`` optimiser steps and return its :class:`History`.
+
+    Args:
+        loss_fn: ``loss_fn(model, batch) -> scalar tensor``.
+        batch_fn: ``batch_fn(step) -> batch`` for ``step = 0 … steps-1``.
+        checkpoint_steps: steps (``0 … steps``) at which ``eval_fn`` and ``on_checkpoint`` run;
+            step ``s`` means "after ``s`` updates" (0 is the initialisation).
+        eval_fn: ``eval_fn(model) -> {name: float}``, run in ``eval`` mode without gradients.
+        on_checkpoint: ``on_checkpoint(step, model)``, e.g. to keep a snapshot of the weights.
+        resume_path: a file for the loop's state (model, optimiser, step, history, RNG). If it
+            exists when ``train`` starts, training continues from it.
+        save_every: save the state every this many steps (and at the end), when ``resume_path``.
+        progress: show a ``tqdm`` bar (default: yes, except in smoke mode).
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (the message names the step).
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0; got {steps!r}")
+    if not isinstance(log_every, (int, np.integer)) or log_every < 1:
+        raise ValueError(f"log_every must be an int >= 1; got {log_every!r}")
+    if not isinstance(save_every, (int, np.integer)) or save_every < 1:
+        raise ValueError(f"save_every must be an int >= 1; got {save_every!r}")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be > 0 or None; got {grad_clip!r}")
+    checkpoints = sorted(set(int(s) for s in checkpoint_steps))
+    if checkpoints and (checkpoints[0] < 0 or checkpoints[-1] > steps):
+        raise ValueError(f"checkpoint_steps must lie in [0, steps={steps}]; got {checkpoints[0]}…{checkpoints[-1]}")
+    checkpoint_set = set(checkpoints)
+
+    history = History()
+    start = 0
+    resume_path = Path(resume_path) if resume_path is not None else None
+    if resume_path is not None and resume_path.is_file():
+        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history = History.from_state_dict(state["history"])
+        start = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        if start > steps:
+            raise ValueError(f"resume_path {resume_path} holds step {start} > steps={steps}; delete it to start over")
+
+    def save_state(step: int) -> None:
+        save_torch(resume_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "history": history.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
+        })
+
+    def checkpoint(step: int) -> None:
+        if eval_fn is not None:
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                history.record_eval(step, eval_fn(model))
+            model.train(was_training)
+        if on_checkpoint is not None:
+            on_checkpoint(step, model)
+
+    if progress is None:
+        progress = get_mode() != "smoke"
+    if start == 0 and 0 in checkpoint_set:
+        checkpoint(0)
+    model.train()
+    running, n_running = 0.0, 0
+    bar = tqdm(range(start, steps), total=steps, initial=start, desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        loss = loss_fn(model, batch_fn(step))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"loss became {value} at step {step} (of {steps}); try a smaller learning rate or grad_clip"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        running += value
+        n_running += 1
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            history.train_steps.append(done)
+            history.train_loss.append(running / n_running)
+            bar.set_postfix(loss=f"{running / n_running:.4g}", refresh=False)
+            running, n_running = 0.0, 0
+        if done in checkpoint_set:
+            checkpoint(done)
+        if resume_path is not None and (done % save_every == 0 or done == steps):
+            save_state(done)
+    bar.close()
+    return history

@@ -1,0 +1,243 @@
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import results
+from helpers.results import (
+    CLAIM_FIELDS, RUN_FIELDS, Claim, CorruptResultError, MissingResultError, ResultStore, StaleResultError,
+    atomic_write_bytes, atomic_write_text, claims_table, output_root, write_json,
+)
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def test_atomic_write_creates_folders_and_writes(tmp_path):
+    path = atomic_write_text(tmp_path / "a" / "b" / "x.txt", "hello")
+    assert path.read_text() == "hello"
+
+
+def test_atomic_write_survives_a_failure_mid_write(tmp_path, monkeypatch):
+    path = tmp_path / "x.json"
+    path.write_text("old content")
+
+    def broken_fsync(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(path, b"new content that never lands")
+    assert path.read_text() == "old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
+
+
+def test_atomic_write_survives_an_interrupt(tmp_path, monkeypatch):
+    path = tmp_path / "x.bin"
+
+    def interrupted_replace(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(path, b"data")
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_rejects_non_bytes(tmp_path):
+    with pytest.raises(TypeError, match="data must be bytes"):
+        atomic_write_bytes(tmp_path / "x", "text")
+    with pytest.raises(TypeError, match="text must be str"):
+        atomic_write_text(tmp_path / "x", b"bytes")
+
+
+def test_write_json_converts_tensors_arrays_and_non_finite(tmp_path):
+    path = write_json(tmp_path / "x.json", {"t": torch.tensor([1.0, 2.0]), "a": np.arange(3), "n": np.int64(4),
+                                            "nan": float("nan"), "inf": float("inf")})
+    assert json.loads(path.read_text()) == {"t": [1.0, 2.0], "a": [0, 1, 2], "n": 4, "nan": None, "inf": "inf"}
+
+
+# ---------------------------------------------------------------- provenance
+
+def store_in(tmp_path, schema=1):
+    return ResultStore("demo", module="helpers.demo", schema=schema, root=tmp_path)
+
+
+def test_run_json_has_every_provenance_field(tmp_path):
+    store = store_in(tmp_path)
+    store.write_run(mode="full", device="cpu", seeds=[0, 1], seconds=12.345, extra={"note": "x"})
+    run = json.loads((tmp_path / "demo" / "run.json").read_text())
+    assert set(RUN_FIELDS) <= set(run)
+    assert run["mode"] == "full" and run["seeds"] == [0, 1] and run["seconds"] == 12.35
+    assert run["schema"] == 1 and run["chapter"] == "demo" and run["torch_version"] == torch.__version__
+    assert run["extra"] == {"note": "x"}
+    assert store.read_run()["device"] == "cpu"
+
+
+def test_run_json_records_the_git_commit(tmp_path):
+    expected = subprocess.run(["git", "rev-parse", "HEAD"], cwd=results.repo_root(), capture_output=True, text=True)
+    commit, dirty = results.git_commit()
+    if expected.returncode == 0:
+        assert commit == expected.stdout.strip() and isinstance(dirty, bool)
+    else:
+        assert commit == "unknown"
+
+
+def test_git_commit_outside_a_repository(tmp_path):
+    assert results.git_commit(tmp_path) == ("unknown", None)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(mode="fast"), "mode must be one of"),
+    (dict(seconds=-1.0), "seconds must be a finite number >= 0"),
+    (dict(seconds=float("nan")), "seconds must be a finite number >= 0"),
+])
+def test_provenance_bad_input(tmp_path, kwargs, match):
+    args = dict(mode="full", device="cpu", seeds=[0], seconds=1.0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        store_in(tmp_path).write_run(**args)
+
+
+def test_output_root_keeps_smoke_and_default_runs_out_of_results(monkeypatch):
+    monkeypatch.delenv("BOOK_RESULTS", raising=False)
+    assert output_root("full") == results.repo_root() / "results"
+    assert output_root("smoke") == results.repo_root() / ".scratch" / "smoke"
+    assert output_root("default") == results.repo_root() / ".scratch" / "default"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        output_root("huge")
+
+
+# ---------------------------------------------------------------- reading and its errors
+
+def test_round_trip_json_arrays_torch(tmp_path):
+    store = store_in(tmp_path)
+    store.write_run(mode="full", device="cpu", seeds=[0], seconds=1.0)
+    store.save_json("m.json", {"loss": [1.0, 0.5]})
+    store.save_arrays("a.npz", {"x": np.arange(6).reshape(2, 3), "t": torch.ones(2)})
+    store.save_torch("w.pt", {"w": torch.eye(2)})
+    assert store.load_json("m.json") == {"loss": [1.0, 0.5]}
+    arrays = store.load_arrays("a.npz")
+    assert np.array_equal(arrays["x"], np.arange(6).reshape(2, 3)) and np.array_equal(arrays["t"], np.ones(2))
+    assert torch.equal(store.load_torch("w.pt")["w"], torch.eye(2))
+
+
+def test_missing_result_names_the_command(tmp_path):
+    store = store_in(tmp_path)
+    with pytest.raises(MissingResultError, match=r"run\.json does not exist.*python -m helpers\.demo --mode full"):
+        store.load_json("m.json")
+    store.write_run(mode="full", device="cpu", seeds=[0], seconds=1.0)
+    with pytest.raises(MissingResultError, match=r"m\.json does not exist.*python -m helpers\.demo --mode full"):
+        store.load_json("m.json")
+
+
+def test_missing_result_is_also_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        store_in(tmp_path).read_run()
+
+
+@pytest.mark.parametrize("name, loader, content", [
+    ("m.json", "load_json", b"{not json"),
+    ("a.npz", "load_arrays", b"not an npz file"),
+    ("w.pt", "load_torch", b"not a torch file"),
+])
+def test_corrupt_result_names_the_command(tmp_path, name, loader, content):
+    store = store_in(tmp_path)
+    store.write_run(mode="full", device="cpu", seeds=[0], seconds=1.0)
+    (tmp_path / "demo" / name).write_bytes(content)
+    with pytest.raises(CorruptResultError, match=r"is corrupt.*python -m helpers\.demo --mode full"):
+        getattr(store, loader)(name)
+
+
+def test_run_json_without_fields_is_corrupt(tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "run.json").write_text('{"schema": 1}')
+    with pytest.raises(CorruptResultError, match="lacks fields"):
+        store_in(tmp_path).read_run()
+
+
+def test_stale_result_names_both_versions_and_the_command(tmp_path):
+    store_in(tmp_path, schema=1).write_run(mode="full", device="cpu", seeds=[0], seconds=1.0)
+    store_in(tmp_path, schema=1).save_json("m.json", {"a": 1})
+    with pytest.raises(StaleResultError, match=r"schema version 1.*reads version 2.*helpers\.demo --mode full"):
+        store_in(tmp_path, schema=2).load_json("m.json")
+
+
+def test_committed_results_hint_offers_git_restore(tmp_path):
+    store = ResultStore("demo", module="helpers.demo", schema=1)  # under the repository's results/
+    with pytest.raises(MissingResultError, match=r"git checkout -- results/demo"):
+        store.read_run()
+    scratch = store_in(tmp_path)
+    with pytest.raises(MissingResultError) as err:
+        scratch.read_run()
+    assert "git checkout" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(chapter=""), "chapter must be a folder name"),
+    (dict(chapter="a/b"), "chapter must be a folder name"),
+    (dict(schema=0), "schema must be an int >= 1"),
+    (dict(module=None), "give exactly one of module"),
+    (dict(command="run it"), "give exactly one of module"),
+])
+def test_store_bad_input(kwargs, match):
+    args = dict(chapter="demo", module="helpers.demo", schema=1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        ResultStore(args.pop("chapter"), **args)
+
+
+def test_save_arrays_requires_npz_suffix(tmp_path):
+    with pytest.raises(ValueError, match="must end with '.npz'"):
+        store_in(tmp_path).save_arrays("a.npy", {"x": np.zeros(1)})
+
+
+# ---------------------------------------------------------------- claims
+
+def claim(i="c1", holds=True):
+    return Claim(id=i, claim="the thing happens", paper="Fig. 2: yes", measured={"acc": 0.991}, holds=holds,
+                 criterion="acc > 0.95")
+
+
+def test_claims_round_trip_and_render(tmp_path):
+    store = store_in(tmp_path)
+    store.write_run(mode="full", device="cpu", seeds=[0], seconds=1.0)
+    store.write_claims([claim("c1", True), dict(id="c2", claim="x", paper="y", measured=3, holds=False)])
+    records = json.loads((tmp_path / "demo" / "claims.json").read_text())
+    assert all(set(CLAIM_FIELDS) <= set(r) for r in records)
+    table = store.load_claims()
+    assert len(table) == 2 and table["c1"].holds and not table["c2"].holds
+    html, md = table._repr_html_(), table._repr_markdown_()
+    assert "0.991" in html and "acc &gt; 0.95" in html and "✅ yes" in html and "❌ no" in html
+    assert md.count("\n") == 3 and "| **c2** x | y | 3 | ❌ no |" in md
+    with pytest.raises(KeyError, match="no claim with id 'c3'"):
+        table["c3"]
+
+
+def test_claims_need_every_field_and_unique_ids(tmp_path):
+    store = store_in(tmp_path)
+    with pytest.raises(CorruptResultError, match=r"lacks fields \['holds'\]"):
+        store.write_claims([dict(id="c", claim="x", paper="y", measured=1)])
+    with pytest.raises(ValueError, match="claim ids must be unique"):
+        store.write_claims([claim("c"), claim("c")])
+    with pytest.raises(TypeError, match="holds must be a bool"):
+        Claim(id="c", claim="x", paper="y", measured=1, holds="yes")
+    with pytest.raises(ValueError, match="claim id must be a non-empty string"):
+        Claim(id="", claim="x", paper="y", measured=1, holds=True)
+
+
+def test_corrupt_claims_file(tmp_path):
+    store = store_in(tmp_path)
+    store.write_run(mode="full", device="cpu", seeds=[0], seconds=1.0)
+    (tmp_path / "demo" / "claims.json").write_text('{"id": "not a list"}')
+    with pytest.raises(CorruptResultError, match="must hold a JSON list"):
+        store.load_claims()
+    (tmp_path / "demo" / "claims.json").write_text('[{"id": "c"}]')
+    with pytest.raises(CorruptResultError, match="lacks fields"):
+        store.load_claims()
+
+
+def test_claims_table_from_records():
+    table = claims_table([claim().to_dict()], source="demo")
+    assert "<caption>demo</caption>" in table._repr_html_()
+    assert str(table) == table._repr_markdown_()

@@ -1,0 +1,184 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.training import NonFiniteLossError, checkpoint_schedule, step_generator, train
+
+
+# ---------------------------------------------------------------- checkpoint schedule
+
+def test_schedule_linear_part_only():
+    assert checkpoint_schedule(100, every=25) == [0, 25, 50, 75, 100]
+
+
+def test_schedule_is_union_of_linear_and_log_points():
+    total, every, n_log = 10_000, 1_000, 30
+    schedule = checkpoint_schedule(total, every=every, n_log=n_log)
+    linear = set(range(0, total + 1, every))
+    log = set(int(round(v)) for v in np.logspace(0, 4, n_log))
+    assert set(schedule) == linear | log | {0, total}
+    assert schedule == sorted(set(schedule))
+
+
+def test_schedule_always_has_start_and_end():
+    assert checkpoint_schedule(7) == [0, 7]
+    schedule = checkpoint_schedule(7, every=3)
+    assert schedule[0] == 0 and schedule[-1] == 7
+
+
+def test_schedule_log_points_are_dense_early():
+    schedule = checkpoint_schedule(100_000, n_log=50)
+    early = sum(1 for s in schedule if s <= 1000)
+    late = sum(1 for s in schedule if s > 1000)
+    assert early > late  # 3 of 5 decades lie below step 1000
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(total_steps=0), "total_steps must be an int >= 1"),
+    (dict(total_steps=10, every=0), r"every must be an int in \[1, total_steps=10\]"),
+    (dict(total_steps=10, every=11), r"every must be an int in \[1, total_steps=10\]"),
+    (dict(total_steps=10, n_log=-1), "n_log must be an int >= 0"),
+    (dict(total_steps=2.5), "total_steps must be an int >= 1"),
+])
+def test_schedule_bad_input(kwargs, match):
+    total = kwargs.pop("total_steps")
+    with pytest.raises(ValueError, match=match):
+        checkpoint_schedule(total, **kwargs)
+
+
+# ---------------------------------------------------------------- the loop
+
+def regression_problem():
+    w_true = torch.tensor([[2.0], [-1.0], [0.5]])
+
+    def batch_fn(step):
+        g = step_generator(0, step)
+        x = torch.randn(32, 3, generator=g)
+        return x, x @ w_true
+
+    def loss_fn(model, batch):
+        x, y = batch
+        return torch.mean((model(x) - y) ** 2)
+
+    return w_true, batch_fn, loss_fn
+
+
+def fresh_model():
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 1, bias=False)
+
+
+def test_train_fits_linear_regression_and_logs():
+    w_true, batch_fn, loss_fn = regression_problem()
+    model = fresh_model()
+    history = train(model, loss_fn, batch_fn, steps=200, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                    log_every=20, checkpoint_steps=[0, 50, 200],
+                    eval_fn=lambda m: {"err": float(torch.sum((m.weight.T - w_true) ** 2))}, progress=False)
+    assert torch.allclose(model.weight.T, w_true, atol=1e-3)
+    assert history.train_steps == list(range(20, 201, 20))
+    assert history.eval_steps == [0, 50, 200]
+    err = history.eval_array("err")
+    assert err[0] > 1.0 and err[-1] < 1e-5
+    assert history.train_loss[0] > history.train_loss[-1]
+
+
+def test_train_logs_mean_loss_since_last_log():
+    model = torch.nn.Linear(1, 1)
+    losses = iter([1.0, 3.0, 5.0, 7.0, 9.0])
+
+    def loss_fn(m, batch):
+        return m.weight.sum() * 0 + next(losses)
+
+    history = train(model, loss_fn, lambda s: None, steps=5, optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+                    log_every=2, progress=False)
+    assert history.train_steps == [2, 4, 5]
+    assert history.train_loss == [2.0, 6.0, 9.0]
+
+
+def test_on_checkpoint_sees_the_model_after_that_many_steps():
+    _, batch_fn, loss_fn = regression_problem()
+    model = fresh_model()
+    seen = {}
+    train(model, loss_fn, batch_fn, steps=3, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+          checkpoint_steps=[0, 1, 3], on_checkpoint=lambda s, m: seen.__setitem__(s, m.weight.detach().clone()),
+          progress=False)
+    reference = fresh_model()
+    opt = torch.optim.SGD(reference.parameters(), lr=0.1)
+    assert torch.equal(seen[0], reference.weight)
+    for step in range(3):
+        opt.zero_grad()
+        loss_fn(reference, batch_fn(step)).backward()
+        opt.step()
+        if step + 1 in seen:
+            assert torch.equal(seen[step + 1], reference.weight)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
+    _, batch_fn, loss_fn = regression_problem()
+
+    def run(model, fn, path):
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        return train(model, loss_fn, fn, steps=40, optimizer=opt, log_every=5, checkpoint_steps=[0, 10, 40],
+                     eval_fn=lambda m: {"w0": float(m.weight[0, 0])}, resume_path=path, save_every=10,
+                     progress=False)
+
+    straight = fresh_model()
+    history_straight = run(straight, batch_fn, None)
+
+    def interrupted(step):
+        if step == 27:
+            raise KeyboardInterrupt
+        return batch_fn(step)
+
+    path = tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(fresh_model(), interrupted, path)
+    assert path.exists()
+    resumed = fresh_model()
+    history_resumed = run(resumed, batch_fn, path)
+    assert torch.equal(resumed.weight, straight.weight)
+    assert history_resumed.state_dict() == history_straight.state_dict()
+
+
+def test_non_finite_loss_names_the_step():
+    model = torch.nn.Linear(1, 1)
+
+    def loss_fn(m, step):
+        return m.weight.sum() * (math.nan if step == 3 else 1.0)
+
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 3"):
+        train(model, loss_fn, lambda s: s, steps=10, optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+              progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(steps=-1), "steps must be an int >= 0"),
+    (dict(steps=5, log_every=0), "log_every must be an int >= 1"),
+    (dict(steps=5, save_every=0), "save_every must be an int >= 1"),
+    (dict(steps=5, grad_clip=0.0), "grad_clip must be > 0"),
+    (dict(steps=5, checkpoint_steps=[0, 6]), r"checkpoint_steps must lie in \[0, steps=5\]"),
+])
+def test_train_bad_input(kwargs, match):
+    model = torch.nn.Linear(1, 1)
+    with pytest.raises(ValueError, match=match):
+        train(model, lambda m, b: m.weight.sum(), lambda s: None,
+              optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False, **kwargs)
+
+
+def test_eval_fn_must_keep_its_keys():
+    model = torch.nn.Linear(1, 1)
+    keys = iter([{"a": 1.0}, {"b": 2.0}])
+    with pytest.raises(ValueError, match="same keys"):
+        train(model, lambda m, b: m.weight.sum(), lambda s: None, steps=2, checkpoint_steps=[0, 2],
+              eval_fn=lambda m: next(keys), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False)
+
+
+def test_step_generator_depends_only_on_seed_and_step():
+    a = torch.rand(3, generator=step_generator(1, 5))
+    assert torch.equal(a, torch.rand(3, generator=step_generator(1, 5)))
+    assert not torch.equal(a, torch.rand(3, generator=step_generator(1, 6)))
+    assert not torch.equal(a, torch.rand(3, generator=step_generator(2, 5)))
+    with pytest.raises(ValueError, match="seed and step must be >= 0"):
+        step_generator(-1, 0)
