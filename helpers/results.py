@@ -41,6 +41,10 @@ RUN_FIELDS = (
 )
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class ResultError(RuntimeError):
     """A result could not be read; the message says which command recreates it."""
 
@@ -100,6 +104,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary shared files
         os.replace(tmp, path)
     except BaseException:
         try:

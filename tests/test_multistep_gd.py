@@ -196,3 +196,41 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
     assert len(table) == 7 + 3 and all(isinstance(c.holds, bool) for c in table.claims)
     assert out.read_run()["mode"] == "smoke"
     assert set(out.load_json("metrics.json")) >= {"settings", "balanced", "generalisation_n", "generalisation_kappa"}
+
+
+# ---------------------------------------------------------------- exercise checkers
+
+def test_check_gd_weights_accepts_the_construction_and_explains_mistakes():
+    from helpers.multistep_gd.exercises import ExerciseError, check_gd_weights
+    assert check_gd_weights(gd_weights).startswith("Correct")
+
+    def wrong_sign(d, eta):
+        W_PV, W_KQ = gd_weights(d, eta)
+        return -W_PV, W_KQ
+
+    def no_pairing(d, eta):
+        W_PV, W_KQ = gd_weights(d, eta)
+        W_KQ[d, 2 * d + 1] = 0.0
+        return W_PV, W_KQ
+
+    for bad, match in [(wrong_sign, "wrong sign"), (no_pairing, "X y / n term is missing"),
+                       (lambda d, eta: (torch.zeros(3, 3), torch.zeros(3, 3)), r"must be \(8, 8\)"),
+                       (lambda d, eta: torch.zeros(3), "return a tuple")]:
+        with pytest.raises(ExerciseError, match=match):
+            check_gd_weights(bad)
+
+
+def test_check_rollout_accepts_rollout_and_explains_mistakes():
+    from helpers.multistep_gd.exercises import ExerciseError, check_rollout
+    assert check_rollout(rollout).startswith("Correct")
+
+    def only_latest_token(model, X, y, k):
+        ws = [torch.zeros(X.shape[0], X.shape[1], dtype=X.dtype)]
+        for _ in range(k):
+            ws.append(predict_next(model, prompt_matrix(X, y, ws[-1].unsqueeze(1)), X.shape[-1]))
+        return torch.stack(ws, 1)
+
+    with pytest.raises(ExerciseError, match="keep ALL earlier CoT tokens"):
+        check_rollout(only_latest_token)
+    with pytest.raises(ExerciseError, match="shape"):
+        check_rollout(lambda model, X, y, k: torch.zeros(1))

@@ -241,3 +241,10 @@ def test_claims_table_from_records():
     table = claims_table([claim().to_dict()], source="demo")
     assert "<caption>demo</caption>" in table._repr_html_()
     assert str(table) == table._repr_markdown_()
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    import stat
+    path = atomic_write_text(tmp_path / "x.txt", "x")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == 0o666 & ~results._UMASK and mode & 0o044  # readable by group and others
