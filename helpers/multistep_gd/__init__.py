@@ -11,3 +11,10 @@ from .data import (Prompts, UnstableStepWarning, covariance_with_condition, empi
                    one_step_error, one_step_optimum, sample_prompts, squared_error, stability_bound)
 from .lsa import (LinearSelfAttention, SparseLSA, blocks, gd_weights, looped_predict, no_cot_predict,
                   predict_next, prompt_matrix, rollout, teacher_forced)
+
+__all__ = [
+    "Prompts", "UnstableStepWarning", "covariance_with_condition", "empirical_covariance", "gd_iterates",
+    "one_step_error", "one_step_optimum", "sample_prompts", "squared_error", "stability_bound",
+    "LinearSelfAttention", "SparseLSA", "blocks", "gd_weights", "looped_predict", "no_cot_predict",
+    "predict_next", "prompt_matrix", "rollout", "teacher_forced",
+]
