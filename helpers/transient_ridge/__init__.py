@@ -1,13 +1,15 @@
 """Chapter 3 — the transient ridge (Carroll, Hoogland, Farrugia-Roberts, Murfet et al. 2025).
 
 - :mod:`.data`  — nested task pools, the sequence sampler, tokenisation;
-- :mod:`.bayes` — the ridge and dMMSE_M predictors, losses, the distance Δ between predictors.
+- :mod:`.bayes` — the ridge and dMMSE_M predictors, losses, the distance Δ between predictors;
+- :mod:`.model` — a small causal transformer with G independent copies in one (the batched sweep).
 
-(The model, the batched sweep, trajectory PCA and the LLC follow in the chapter's next steps.)
+(The sweep's training, trajectory PCA and the LLC follow in the chapter's next steps.)
 """
 from .bayes import (dmmse_estimates, dmmse_predictor, mse, predictor_distance, ridge_estimates,
                     ridge_predictor)
 from .data import Batch, TaskPool, detokenize, sample_batch, tokenize
+from .model import GroupedTransformer, ModelConfig
 
-__all__ = ["Batch", "TaskPool", "detokenize", "sample_batch", "tokenize", "dmmse_estimates", "dmmse_predictor",
+__all__ = ["GroupedTransformer", "ModelConfig", "Batch", "TaskPool", "detokenize", "sample_batch", "tokenize", "dmmse_estimates", "dmmse_predictor",
            "mse", "predictor_distance", "ridge_estimates", "ridge_predictor"]
