@@ -6,7 +6,8 @@ Core modules (used by every chapter):
 - :mod:`helpers.device`   — device choice (cuda → mps → cpu), seeding, environment report;
 - :mod:`helpers.training` — the training loop, checkpoint schedule, resume;
 - :mod:`helpers.results`  — atomic writes, provenance (``run.json``), claims (``claims.json``);
-- :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook.
+- :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook;
+- :mod:`helpers.checks`   — argument checks with clear errors.
 """
 from .device import describe_device, environment, pick_device, seed_everything
 from .modes import MODES, by_mode, get_mode, set_mode

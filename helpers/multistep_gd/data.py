@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_int
+
 
 class UnstableStepWarning(UserWarning):
     """Gradient descent with this η diverges on some prompts (η > 2 / λ_max(S))."""
@@ -38,14 +40,6 @@ class Prompts:
         return self.X.shape[0]
 
 
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {low}; got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {value}")
-    return value
-
-
 def check_covariance(Sigma: torch.Tensor, d: int) -> torch.Tensor:
     """Validate ``Σ``: a symmetric positive-definite (d, d) matrix; returns it."""
     if not isinstance(Sigma, torch.Tensor):
@@ -68,7 +62,7 @@ def covariance_with_condition(d: int, kappa: float, generator: torch.Generator |
     Keeping ``λ_max(Σ) = 1`` keeps the same step size η stable for every κ, so a growing error
     reflects the condition number, not divergence.
     """
-    _check_int("d", d, 1)
+    check_int("d", d, 1)
     if not kappa >= 1:
         raise ValueError(f"kappa (condition number) must be >= 1; got {kappa}")
     eigenvalues = torch.logspace(0, -torch.log10(torch.tensor(float(kappa))).item(), d, dtype=torch.float64)
@@ -86,9 +80,9 @@ def sample_prompts(batch: int, n: int, d: int, *, Sigma: torch.Tensor | None = N
         batch: B >= 1. n: examples per prompt, >= 1. d: dimension, >= 1.
         Sigma: (d, d) symmetric positive-definite covariance (default: ``I_d``).
     """
-    _check_int("batch", batch, 1)
-    _check_int("n", n, 1)
-    _check_int("d", d, 1)
+    check_int("batch", batch, 1)
+    check_int("n", n, 1)
+    check_int("d", d, 1)
     X = torch.randn(batch, d, n, generator=generator, dtype=torch.float64)
     if Sigma is not None:
         L = torch.linalg.cholesky(check_covariance(Sigma, d).to(torch.float64))
@@ -122,7 +116,7 @@ def gd_iterates(X: torch.Tensor, y: torch.Tensor, eta: float, k: int, w0: torch.
     Returns:
         (B, k+1, d): ``w_0, w_1, …, w_k``.
     """
-    _check_int("k", k, 0)
+    check_int("k", k, 0)
     if not eta > 0:
         raise ValueError(f"eta must be > 0; got {eta}")
     if X.ndim != 3 or y.shape != (X.shape[0], X.shape[2]):
@@ -147,8 +141,8 @@ def gd_iterates(X: torch.Tensor, y: torch.Tensor, eta: float, k: int, w0: torch.
 
 def one_step_optimum(n: int, d: int) -> float:
     """The best single GD step from 0 for isotropic data: ``η* = n / (n + d + 1)``."""
-    _check_int("n", n, 1)
-    _check_int("d", d, 1)
+    check_int("n", n, 1)
+    check_int("d", d, 1)
     return n / (n + d + 1)
 
 
@@ -159,8 +153,8 @@ def one_step_error(n: int, d: int, eta: float | None = None) -> float:
 
     (From the Wishart moment ``E[S²] = (n + d + 1) / n · I``.)
     """
-    _check_int("n", n, 1)
-    _check_int("d", d, 1)
+    check_int("n", n, 1)
+    check_int("d", d, 1)
     if eta is None:
         return d * (d + 1) / (n + d + 1)
     return eta**2 * d * (n + d + 1) / n - 2 * eta * d + d

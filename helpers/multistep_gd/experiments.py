@@ -16,7 +16,8 @@ import torch
 
 from ..modes import by_mode
 from ..training import History, checkpoint_schedule, step_generator, train
-from .data import covariance_with_condition, gd_iterates, one_step_optimum, sample_prompts, squared_error
+from .data import (covariance_with_condition, gd_iterates, one_step_error, one_step_optimum, sample_prompts,
+                   squared_error)
 from .lsa import LinearSelfAttention, SparseLSA, blocks, looped_predict, no_cot_predict, rollout, teacher_forced
 
 
@@ -298,5 +299,4 @@ def generalisation_over_kappa(model: LinearSelfAttention, no_cot_model: LinearSe
 
 def no_cot_optimum(setting: Setting) -> tuple[float, float]:
     """``(η*, d(d+1)/(n+d+1))`` for the setting."""
-    from .data import one_step_error
     return one_step_optimum(setting.n, setting.d), one_step_error(setting.n, setting.d)

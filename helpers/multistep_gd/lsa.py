@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import _check_int
+from ..checks import check_int
 
 
 def blocks(d: int) -> dict[str, slice | int]:
@@ -72,7 +72,7 @@ class LinearSelfAttention(nn.Module):
     def __init__(self, d: int, init_std: float = 0.01, generator: torch.Generator | None = None,
                  dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.d = _check_int("d", d, 1)
+        self.d = check_int("d", d, 1)
         if not init_std >= 0:
             raise ValueError(f"init_std must be >= 0; got {init_std}")
         D = 2 * d + 2
@@ -101,7 +101,7 @@ class SparseLSA(LinearSelfAttention):
     def __init__(self, d: int, init: float = 0.0, V31: torch.Tensor | None = None, W13: torch.Tensor | None = None,
                  dtype: torch.dtype = torch.float32):
         nn.Module.__init__(self)
-        self.d = _check_int("d", d, 1)
+        self.d = check_int("d", d, 1)
         eye = torch.eye(d, dtype=dtype)
         self.V31 = nn.Parameter(-init * eye if V31 is None else V31.to(dtype).clone())
         self.W13 = nn.Parameter(init * eye if W13 is None else W13.to(dtype).clone())
@@ -119,7 +119,7 @@ class SparseLSA(LinearSelfAttention):
 
 def gd_weights(d: int, eta: float, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """The hand-set ``(W^{PV}, W^{KQ})`` that make one LSA layer one GD step of size η."""
-    _check_int("d", d, 1)
+    check_int("d", d, 1)
     if not eta > 0:
         raise ValueError(f"eta must be > 0; got {eta}")
     eye = torch.eye(d, dtype=dtype)
@@ -166,7 +166,7 @@ def rollout(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor, k: int
 
     Returns (B, k+1, d): ``w_0 = 0, ŵ_1, …, ŵ_k``.
     """
-    _check_int("k", k, 0)
+    check_int("k", k, 0)
     n = X.shape[-1]
     W_PV, W_KQ = model.matrices()
     D = data_tokens(X, y)
@@ -193,7 +193,7 @@ def looped_predict(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor,
     Every column is updated at every loop (no tokens are appended). Returns the w-rows of the
     last column, (B, d), or with ``return_all`` every loop's, (B, loops+1, d).
     """
-    _check_int("loops", loops, 1)
+    check_int("loops", loops, 1)
     n = X.shape[-1]
     Z = prompt_matrix(X, y)
     outs = [_read_w(Z[:, :, -1], model.d)]

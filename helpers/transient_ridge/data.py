@@ -14,22 +14,16 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_int
+
 BLOCK = 1024  # tasks are drawn in blocks of this many, each from its own seed, so pools nest exactly
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {low}; got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {value}")
-    return value
 
 
 def check_M(M) -> float | int:
     """``M`` must be an int >= 1 or ``math.inf`` (infinite task diversity)."""
     if M == math.inf:
         return math.inf
-    return _check_int("M", M, 1)
+    return check_int("M", M, 1)
 
 
 def check_sigma2(sigma2: float) -> float:
@@ -46,12 +40,12 @@ class TaskPool:
     """
 
     def __init__(self, D: int, seed: int = 0):
-        self.D = _check_int("D", D, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.D = check_int("D", D, 1)
+        self.seed = check_int("seed", seed, 0)
         self._blocks: list[torch.Tensor] = []
 
     def tasks(self, M: int) -> torch.Tensor:
-        M = _check_int("M", M, 1)
+        M = check_int("M", M, 1)
         while len(self._blocks) * BLOCK < M:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + len(self._blocks))
             self._blocks.append(torch.randn(BLOCK, self.D, generator=g))
@@ -72,8 +66,8 @@ def sample_batch(pool: TaskPool, M, batch: int, K: int, sigma2: float,
     """Draw ``batch`` sequences of ``K`` pairs; tasks uniform over the first ``M`` pool tasks
     (``M = math.inf``: fresh Gaussian tasks)."""
     M = check_M(M)
-    _check_int("batch", batch, 1)
-    _check_int("K", K, 1)
+    check_int("batch", batch, 1)
+    check_int("K", K, 1)
     sigma2 = check_sigma2(sigma2)
     D = pool.D
     if M == math.inf:
