@@ -8,6 +8,7 @@ fresh labels each time:
   (the paper's training trees: perfect binary trees);
 - :func:`random_tree` — each node gets 0–``c`` children, uniformly (the paper's test trees);
 - :func:`sized_tree` — a random recursive tree of exactly ``n`` nodes (8–32 in the seed's exercise);
+- :func:`spine_tree` — a root–leaf path of depth ``d`` with extra leaves hanging off it;
 - :func:`chain_tree`, :func:`star_tree` — the two extremes (depth ``n − 1``; depth 1).
 
 :func:`make_example` turns a tree into one task instance: the shuffled edge list (optionally
@@ -177,6 +178,24 @@ def sized_tree(n: int, vocab: int, rng=None, *, c: int | None = None) -> Tree:
         shape.append(p)
         kids[p] += 1
         kids.append(0)
+    return _from_shape(shape, vocab, g)
+
+
+def spine_tree(d: int, vocab: int, rng=None, *, c: int = 3, max_nodes: int | None = None) -> Tree:
+    """A root–leaf path ("spine") of depth ``d`` whose nodes get 0–``c − 1`` extra leaf children each
+    (dropped again as needed to stay within ``max_nodes``, default ``vocab``). Its deepest leaf, the
+    spine's end, is a goal at depth exactly ``d``: the way to test depths a random tree rarely reaches."""
+    check_int("d", d, 1)
+    check_int("c", c, 1)
+    max_nodes = vocab if max_nodes is None else check_int("max_nodes", max_nodes, 2)
+    if d + 1 > min(vocab, max_nodes):
+        raise ValueError(f"a spine of depth d={d} needs {d + 1} nodes; vocab={vocab}, max_nodes={max_nodes}")
+    g = _rng(rng)
+    shape = [-1] + list(range(d))
+    for v in range(d):
+        for _ in range(int(g.integers(0, c))):
+            if len(shape) < max_nodes:
+                shape.append(v)
     return _from_shape(shape, vocab, g)
 
 
