@@ -73,13 +73,15 @@ def test_trees(n: int, vocab: int, seed: int = 12345, *, c: int = 3, max_depth: 
 
 
 def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None = None, n_checkpoints: int = 20,
-                 seed: int = 0, lr: float | None = None, snapshots: int = 6, progress: bool | None = None):
+                 seed: int = 0, lr: float | None = None, snapshots: int = 6, curve_n: int = 300,
+                 progress: bool | None = None):
     """Train the theory model for ``task`` (``"backward"``: 1 head, ``"forward"``: 2 heads).
 
     Returns ``(model, log)``; ``log`` has, per checkpoint step: the training loss, teacher-forced
     accuracy per stage and exact-path accuracy on ``test``, ``H``'s diagonal/off-diagonal, head
     usage (attention on the lookup token and on BOS per head and stage) — and ``H`` itself at
-    ``snapshots`` steps.
+    ``snapshots`` steps. Curves use the first ``curve_n`` test trees; ``log["final"]`` evaluates the
+    trained model on all of ``test`` (exact-path accuracy overall and by depth).
     """
     if task not in THEORY:
         raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
@@ -89,7 +91,8 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     model = TheoryModel(V, spec["heads"])
     opt = torch.optim.SGD(model.parameters(), lr=spec["lr"] if lr is None else lr)
     test = test if test is not None else test_trees(256, V)
-    test_batch = encode(test, V, task)
+    curve = test[:curve_n]
+    test_batch = encode(curve, V, task)
     checkpoints = checkpoint_schedule(steps, every=max(1, steps // n_checkpoints))
     snap_at = set(checkpoints[:: max(1, len(checkpoints) // snapshots)] + [steps])
     log: dict = {"step": [], "loss": [], "exact": [], "per_step": [], "backward": [], "forward": [],
@@ -104,7 +107,7 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
             for k in ("backward", "forward"):
                 log[k].append(acc.get(k, float("nan")))
             log["per_step"].append(acc["all"])
-            log["exact"].append(float(exact_path_accuracy(greedy_decode(m, test, V, task), test, V, task).mean()))
+            log["exact"].append(float(exact_path_accuracy(greedy_decode(m, curve, V, task), curve, V, task).mean()))
             log["h"].append(h_summary(m))
             usage = head_usage(m, test_batch)
             log["usage"].append(usage)
@@ -116,6 +119,7 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     train(model, mse_loss, lambda s: perfect_batch(2, spec["depth"], V, batch, _rng(seed, s), task), steps=steps,
           optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
           desc=f"theory model, {task}")
+    log["final"] = evaluate(model, test, V, task)
     return model, log
 
 
@@ -157,12 +161,13 @@ def standard_test(n: int, seed: int = 54321) -> list:
 
 def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | None = None, n_layers: int = 1,
                       d_model: int = 64, n_heads: int = 2, lr: float = 3e-3, n_checkpoints: int = 20, seed: int = 0,
-                      attention_example: int | None = None, progress: bool | None = None):
+                      attention_example: int | None = None, curve_n: int = 300, progress: bool | None = None):
     """Train the standard transformer on ``task`` (``"forward"`` with CoT, ``"direct"`` without).
 
     Returns ``(model, log)``: per checkpoint, the training-distribution test accuracy (exact path,
     by depth, per step), head usage, and the attention maps of test example ``attention_example``
-    (default: the first of depth 3).
+    (default: the first of depth 3). Curves use the first ``curve_n`` test trees; ``log["final"]``
+    evaluates the trained model on all of ``test``.
     """
     if task not in ("forward", "direct", "backward"):
         raise ValueError(f"task must be 'forward', 'direct' or 'backward'; got {task!r}")
@@ -171,11 +176,12 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
     model = TreeTransformer(TransformerConfig(V, d_model=d_model, n_heads=n_heads, n_layers=n_layers))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     test = test if test is not None else standard_test(256)
-    depths = [ex.depth for ex in test]
+    curve = test[:curve_n]
+    depths = [ex.depth for ex in curve]
     if attention_example is None:
         attention_example = next((i for i, ex in enumerate(test) if ex.depth == 3), 0)
     example = encode([test[attention_example]], V, task)
-    test_batch = encode(test, V, task)
+    test_batch = encode(curve, V, task)
     checkpoints = checkpoint_schedule(steps, every=max(1, steps // n_checkpoints), n_log=8)
     log: dict = {"step": [], "exact": [], "per_step": [], "by_depth": [], "usage": [], "attention": [],
                  "attention_example": attention_example}
@@ -183,7 +189,7 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
     def on_checkpoint(step, m):
         m.eval()
         with torch.no_grad():
-            correct = exact_path_accuracy(greedy_decode(m, test, V, task), test, V, task)
+            correct = exact_path_accuracy(greedy_decode(m, curve, V, task), curve, V, task)
             log["step"].append(step)
             log["exact"].append(float(correct.mean()))
             log["by_depth"].append(by_depth(correct, depths))
@@ -195,6 +201,7 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
     train(model, ce_loss, lambda s: standard_batch(batch, _rng(seed + 1000, s), task), steps=steps,
           optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
           desc=f"transformer ({n_layers} layer{'s' * (n_layers > 1)}), {task}")
+    log["final"] = evaluate(model, test, V, task)
     return model, log
 
 

@@ -1,0 +1,80 @@
+"""Figures the chapter draws more than once: a tree with its path, a sequence, attention maps.
+
+Used in: every notebook of book/tree_cot/.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .analysis import token_label
+from .trees import Tree
+
+
+def tree_layout(tree: Tree) -> dict[int, tuple[float, float]]:
+    """``{label: (x, y)}``: leaves spread left to right in depth-first order, parents centred above."""
+    pos: dict[int, tuple[float, float]] = {}
+    next_x = [0.0]
+
+    def place(v: int, depth: int) -> float:
+        kids = sorted(tree.children(v))
+        if not kids:
+            x = next_x[0]
+            next_x[0] += 1
+        else:
+            x = float(np.mean([place(c, depth + 1) for c in kids]))
+        pos[v] = (x, -depth)
+        return x
+
+    place(tree.root, 0)
+    return pos
+
+
+def draw_tree(ax, tree: Tree, path: list[int] | None = None, goal: int | None = None, title: str = "",
+              distractors: list[tuple[int, int]] = (), node_size: int = 260, font: int = 7):
+    """Draw ``tree`` top-down; highlight ``path`` (thick red edges) and mark root and ``goal``."""
+    pos = tree_layout(tree)
+    on_path = set(zip(path, path[1:])) | set(zip(path[1:], path)) if path else set()
+    for p, c in tree.edges:
+        (x0, y0), (x1, y1) = pos[p], pos[c]
+        hot = (p, c) in on_path
+        ax.plot([x0, x1], [y0, y1], color="C3" if hot else "0.6", lw=2.5 if hot else 1, zorder=1)
+    xs, ys = zip(*(pos[v] for v in tree.nodes))
+    colours = ["C0" if v == tree.root else ("C3" if v == goal else "white") for v in tree.nodes]
+    ax.scatter(xs, ys, s=node_size, c=colours, edgecolors="k", linewidths=0.8, zorder=2)
+    for v in tree.nodes:
+        x, y = pos[v]
+        ax.text(x, y, str(v), ha="center", va="center", fontsize=font, zorder=3,
+                color="white" if v in (tree.root, goal) else "k")
+    if distractors:
+        ax.text(0.99, 0.02, f"+ {len(distractors)} distractor edges in the list", transform=ax.transAxes,
+                ha="right", fontsize=7, color="0.4")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    ax.margins(0.08)
+
+
+def sequence_text(tokens, vocab: int, per_line: int = 16) -> str:
+    """The tokens of one sequence as short labels (``p→c`` edges, ``v↑`` climbing, ``v↓`` descending)."""
+    labels = [token_label(t, vocab) for t in tokens if t[2] != 5]
+    return "\n".join("  ".join(labels[i:i + per_line]) for i in range(0, len(labels), per_line))
+
+
+def plot_attention(ax, att: np.ndarray, tokens, vocab: int, queries: list[int], keys: list[int] | None = None,
+                   title: str = "", ylabels: list[str] | None = None):
+    """One head's attention: rows are the generating positions, columns every token of the sequence.
+
+    ``att``: (len(queries), T); ``keys[i]`` (optional) is the token query ``i`` should read, outlined.
+    """
+    ax.imshow(att, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    T = att.shape[1]
+    ax.set_xticks(range(T))
+    ax.set_xticklabels([token_label(t, vocab) for t in tokens[:T]], rotation=90, fontsize=6)
+    ax.set_yticks(range(len(queries)))
+    ax.set_yticklabels(ylabels if ylabels is not None else [token_label(tokens[q], vocab) for q in queries],
+                       fontsize=6)
+    if keys is not None:
+        for i, k in enumerate(keys):
+            if k >= 0:
+                ax.add_patch(plt.Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, ec="C3", lw=1.2))
+    ax.set_title(title, fontsize=8)
