@@ -2,9 +2,10 @@
 
 - :mod:`.data`  — nested task pools, the sequence sampler, tokenisation;
 - :mod:`.bayes` — the ridge and dMMSE_M predictors, losses, the distance Δ between predictors;
-- :mod:`.model` — a small causal transformer with G independent copies in one (the batched sweep).
-
-(The sweep's training, trajectory PCA and the LLC follow in the chapter's next steps.)
+- :mod:`.model` — a small causal transformer with G independent copies in one (the batched sweep);
+- :mod:`.sweep` — training all M (and seeds) as one grouped model, per-checkpoint metrics, t_crit;
+- :mod:`.pca`   — joint trajectory PCA with the predictors projected;
+- :mod:`.llc`   — the local learning coefficient estimated with SGLD.
 """
 from .bayes import (dmmse_estimates, dmmse_predictor, mse, predictor_distance, ridge_estimates,
                     ridge_predictor)

@@ -1,0 +1,241 @@
+"""The sweep over task diversity M: G models (one per M, and per seed) trained as one grouped model.
+
+Every step draws, for each group ``g``, a batch of sequences whose tasks come from the first
+``M_g`` tasks of one nested pool (``M = ∞``: fresh Gaussian tasks), and takes one Adam step on
+the sum of the groups' mean squared errors — exactly G separate training runs, in one pass.
+
+At checkpoints :func:`evaluate_sweep` measures, per group:
+
+- ``ood``: the loss on sequences with fresh Gaussian tasks (out of distribution for finite M);
+- ``id``: the loss on sequences from the group's own pool;
+- ``d_ridge``, ``d_dmmse``: the distance Δ (:func:`~helpers.transient_ridge.bayes.predictor_distance`)
+  between the model's predictions and ridge / dMMSE_M on in-distribution sequences;
+- ``features``: the predictions on the probe set (512 sequences of the root task ``t_1`` in the
+  paper) used by the joint trajectory PCA.
+
+:func:`transient_summary` reads a run's curves: ``t_crit(M)`` (the step of the lowest OOD
+loss), the OOD rise after it, and whether Δ to ridge dips below Δ to dMMSE_M and is later crossed.
+
+Used in: book/transient_ridge/ and ``python -m helpers.transient_ridge``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..checks import check_int
+from ..training import train
+from .bayes import dmmse_predictor, predictor_distance, ridge_predictor
+from .data import TaskPool, check_M, check_sigma2, sample_batch, tokenize
+from .model import GroupedTransformer, ModelConfig
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep: task counts ``Ms`` (ints or ``math.inf``), ``seeds`` per M, data (``sigma2``), the
+    model (``model``: its ``D`` and ``K`` are the task's), and Adam (``lr``, ``batch``, ``steps``)."""
+
+    Ms: tuple = (1, 4, 16, 64, math.inf)
+    seeds: tuple = (0,)
+    sigma2: float = 0.125
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch: int = 64
+    lr: float = 2e-3
+    steps: int = 1000
+    pool_seed: int = 0
+
+    def __post_init__(self):
+        if not self.Ms:
+            raise ValueError("Ms must list at least one task count")
+        for M in self.Ms:
+            check_M(M)
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed")
+        check_sigma2(self.sigma2)
+        check_int("batch", self.batch, 1)
+        check_int("steps", self.steps, 0)
+        if not (isinstance(self.lr, float) and self.lr > 0):
+            raise ValueError(f"lr must be a float > 0; got {self.lr!r}")
+
+    @property
+    def groups(self) -> list[tuple]:
+        """``[(M, seed), …]``, one per group, M-major."""
+        return [(M, s) for M in self.Ms for s in self.seeds]
+
+
+def make_model(cfg: SweepConfig, device="cpu") -> GroupedTransformer:
+    """The grouped model; group ``g`` is initialised from its own seed (so a group equals a separate run)."""
+    models = [GroupedTransformer(cfg.model, 1, torch.Generator().manual_seed(1000 + s)) for _, s in cfg.groups]
+    grouped = GroupedTransformer(cfg.model, len(models))
+    grouped.load_state_dict({k: torch.cat([m.state_dict()[k] for m in models]) for k in grouped.state_dict()})
+    return grouped.to(device)
+
+
+def batch_fn(cfg: SweepConfig, pool: TaskPool, device="cpu"):
+    """``draw(step) -> (tokens (G, B, 2K, D+1), ys (G, B, K))``, the same batch for a step in any run."""
+    def draw(step: int):
+        toks, ys = [], []
+        for g, (M, seed) in enumerate(cfg.groups):
+            gen = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + g)
+            b = sample_batch(pool, M, cfg.batch, cfg.model.K, cfg.sigma2, gen)
+            toks.append(tokenize(b.xs, b.ys))
+            ys.append(b.ys)
+        return torch.stack(toks).to(device), torch.stack(ys).to(device)
+    return draw
+
+
+def group_losses(model: GroupedTransformer, batch) -> torch.Tensor:
+    """(G,) mean squared error of each group over its batch and all K positions."""
+    tokens, ys = batch
+    return ((model(tokens) - ys) ** 2).mean((1, 2))
+
+
+def sweep_loss(model: GroupedTransformer, batch) -> torch.Tensor:
+    """Sum over groups: each group's gradient is its own loss's."""
+    return group_losses(model, batch).sum()
+
+
+@dataclass
+class EvalSet:
+    """Fixed evaluation sequences: OOD (shared), in-distribution per group, and the probe set."""
+
+    ood_tokens: torch.Tensor      # (n, 2K, D+1)
+    ood_ys: torch.Tensor          # (n, K)
+    id_tokens: torch.Tensor       # (G, n, 2K, D+1)
+    id_ys: torch.Tensor           # (G, n, K)
+    id_ridge: torch.Tensor        # (G, n, K)
+    id_dmmse: torch.Tensor        # (G, n, K) (ridge for M = ∞)
+    probe_tokens: torch.Tensor    # (P, 2K, D+1)
+    ood_ridge_loss: float
+    ood_dmmse_loss: list          # per group
+
+
+def make_eval_set(cfg: SweepConfig, pool: TaskPool, n: int = 512, n_probe: int = 512, seed: int = 99) -> EvalSet:
+    """Draw the evaluation sequences once (fixed for every checkpoint of the run)."""
+    gen = torch.Generator().manual_seed(seed)
+    K, s2 = cfg.model.K, cfg.sigma2
+    ood = sample_batch(pool, math.inf, n, K, s2, gen)
+    ood_ridge = ridge_predictor(ood.xs, ood.ys, s2)
+    idt, idy, idr, idd, ood_dm = [], [], [], [], []
+    for M, _ in cfg.groups:
+        b = sample_batch(pool, M, n, K, s2, gen)
+        idt.append(tokenize(b.xs, b.ys))
+        idy.append(b.ys)
+        idr.append(ridge_predictor(b.xs, b.ys, s2))
+        if M == math.inf:
+            idd.append(idr[-1])
+            ood_dm.append(float(((ood_ridge - ood.ys) ** 2).mean()))
+        else:
+            idd.append(dmmse_predictor(b.xs, b.ys, pool.tasks(M), s2))
+            ood_dm.append(float(((dmmse_predictor(ood.xs, ood.ys, pool.tasks(M), s2) - ood.ys) ** 2).mean()))
+    probe_x = torch.randn(n_probe, K, pool.D, generator=gen)
+    probe_y = probe_x @ pool.tasks(1)[0] + math.sqrt(s2) * torch.randn(n_probe, K, generator=gen)
+    return EvalSet(tokenize(ood.xs, ood.ys), ood.ys, torch.stack(idt), torch.stack(idy), torch.stack(idr),
+                   torch.stack(idd), tokenize(probe_x, probe_y), float(((ood_ridge - ood.ys) ** 2).mean()), ood_dm)
+
+
+@torch.no_grad()
+def evaluate_sweep(model: GroupedTransformer, ev: EvalSet) -> dict:
+    """Per-group metrics at the model's current weights (see the module docstring)."""
+    G = model.groups
+    dev = next(model.parameters()).device
+    ood = model(ev.ood_tokens.to(dev).expand(G, *ev.ood_tokens.shape)).cpu()
+    idp = model(ev.id_tokens.to(dev)).cpu()
+    probe = model(ev.probe_tokens.to(dev).expand(G, *ev.probe_tokens.shape)).cpu()
+    D = ev.ood_tokens.shape[-1] - 1
+    return {
+        "ood": ((ood - ev.ood_ys) ** 2).mean((1, 2)).tolist(),
+        "id": ((idp - ev.id_ys) ** 2).mean((1, 2)).tolist(),
+        "d_ridge": [predictor_distance(idp[g], ev.id_ridge[g], D) for g in range(G)],
+        "d_dmmse": [predictor_distance(idp[g], ev.id_dmmse[g], D) for g in range(G)],
+        "features": probe.reshape(G, -1),
+    }
+
+
+def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 512, n_probe: int = 512,
+                progress: bool | None = None):
+    """Train the sweep; returns ``(model, log)`` with the per-group metrics at each checkpoint
+    (``log["features"]``: (n_checkpoints, G, P·K)) and the Bayes references."""
+    pool = TaskPool(cfg.model.D, cfg.pool_seed)
+    model = make_model(cfg, device)
+    ev = make_eval_set(cfg, pool, eval_n, n_probe)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    log: dict = {"step": [], "ood": [], "id": [], "d_ridge": [], "d_dmmse": [], "features": [],
+                 "groups": [("inf" if M == math.inf else M, s) for M, s in cfg.groups],
+                 "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss}
+
+    def on_checkpoint(step, m):
+        r = evaluate_sweep(m, ev)
+        log["step"].append(step)
+        for k in ("ood", "id", "d_ridge", "d_dmmse", "features"):
+            log[k].append(r[k])
+
+    t0 = time.perf_counter()
+    train(model, sweep_loss, batch_fn(cfg, pool, device), steps=cfg.steps, optimizer=opt,
+          checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
+          desc=f"sweep over {len(cfg.Ms)} M × {len(cfg.seeds)} seeds")
+    log["seconds"] = time.perf_counter() - t0
+    log["features"] = torch.stack(log["features"]) if log["features"] else torch.empty(0)
+    return model, log
+
+
+def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse: float) -> dict:
+    """One group's transient, from its curves over checkpoints.
+
+    ``t_crit``: step of the lowest OOD loss; ``ood_rise``: final minus lowest OOD loss, as a
+    fraction of the gap ``ood_dmmse − ood_ridge`` between the two Bayes predictors;
+    ``ridge_phase``: some checkpoint has Δ(model, ridge) < Δ(model, dMMSE_M); ``crossed``: after
+    the first such checkpoint, a later one has Δ(model, dMMSE_M) < Δ(model, ridge).
+    """
+    steps, ood = np.asarray(steps), np.asarray(ood, dtype=float)
+    dr, dd = np.asarray(d_ridge, dtype=float), np.asarray(d_dmmse, dtype=float)
+    if not (len(steps) == len(ood) == len(dr) == len(dd)) or len(steps) == 0:
+        raise ValueError("steps, ood, d_ridge and d_dmmse must be non-empty and of equal length")
+    i = int(np.argmin(ood))
+    gap = ood_dmmse - ood_ridge
+    ridge_like = np.nonzero(dr < dd)[0]
+    crossed = bool(len(ridge_like) and (dd[ridge_like[0]:] < dr[ridge_like[0]:]).any())
+    return {"t_crit": int(steps[i]), "ood_min": float(ood[i]), "ood_final": float(ood[-1]),
+            "ood_rise": float((ood[-1] - ood[i]) / gap) if gap > 0 else float("nan"),
+            "ridge_phase": bool(len(ridge_like)), "crossed": crossed,
+            "t_cross": int(steps[ridge_like[0]:][np.argmax(dd[ridge_like[0]:] < dr[ridge_like[0]:])]) if crossed
+            else None}
+
+
+def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu") -> dict:
+    """Seconds per step of the grouped model against G separate models stepped one after another,
+    on the same device and batches (the first 3 steps of each are warm-up, not timed)."""
+    check_int("steps", steps, 1)
+    pool = TaskPool(cfg.model.D, cfg.pool_seed)
+    draw = batch_fn(cfg, pool, device)
+    batches = [draw(s) for s in range(steps + 3)]
+    grouped = make_model(cfg, device)
+    singles = [grouped.select(g).to(device) for g in range(grouped.groups)]
+
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    def run(models, split):
+        opts = [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
+        for i, b in enumerate(batches):
+            if i == 3:
+                sync()
+                t0 = time.perf_counter()
+            for j, (m, o) in enumerate(zip(models, opts)):
+                tb = (b[0][j:j + 1], b[1][j:j + 1]) if split else b
+                loss = sweep_loss(m, tb)
+                o.zero_grad(set_to_none=True)
+                loss.backward()
+                o.step()
+        sync()
+        return (time.perf_counter() - t0) / steps
+
+    t_grouped = run([grouped], split=False)
+    t_separate = run(singles, split=True)
+    return {"grouped_s_per_step": t_grouped, "separate_s_per_step": t_separate, "speedup": t_separate / t_grouped,
+            "groups": grouped.groups, "device": str(device)}

@@ -1,0 +1,159 @@
+"""Chapter 3 analysis: joint trajectory PCA on planted structure; the SGLD LLC on models with a known answer."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from helpers.transient_ridge.llc import NonFiniteSamplingError, estimate_llc, quadratic_llc
+from helpers.transient_ridge.model import GroupedTransformer, ModelConfig
+from helpers.transient_ridge.pca import fit_joint_pca, prediction_features
+
+
+def test_pca_recovers_a_planted_plane():
+    g = torch.Generator().manual_seed(0)
+    F = 50
+    basis = torch.linalg.qr(torch.randn(F, 2, generator=g, dtype=torch.float64))[0].T  # (2, F) orthonormal
+    offset = torch.randn(F, generator=g, dtype=torch.float64)
+    runs = []
+    for r in range(3):  # three "trajectories" moving in the plane, plus tiny noise
+        t = torch.linspace(0, 1, 20, dtype=torch.float64)[:, None]
+        coords = torch.cat([torch.cos(3 * t + r), (r + 1) * torch.sin(2 * t)], 1) * torch.tensor([5.0, 2.0])
+        runs.append(coords @ basis + offset + 1e-4 * torch.randn(20, F, generator=g, dtype=torch.float64))
+    pca = fit_joint_pca(runs, n_components=3)
+    assert pca.explained[:2].sum() > 0.9999 and pca.explained[2] < 1e-6
+    # the first two components span the planted plane
+    overlap = torch.linalg.svdvals(pca.components[:2] @ basis.T)
+    assert torch.allclose(overlap, torch.ones(2, dtype=torch.float64), atol=1e-6)
+    # projection of a point in the plane reconstructs it exactly
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64) @ basis + offset
+    back = pca.project(x) @ pca.components + pca.mean
+    assert torch.allclose(back, x, atol=1e-3)  # up to the planted noise
+    assert torch.allclose(pca.components @ pca.components.T, torch.eye(3, dtype=torch.float64), atol=1e-10)
+
+
+def test_pca_bad_input():
+    with pytest.raises(ValueError, match="same F"):
+        fit_joint_pca([torch.zeros(3, 4), torch.zeros(3, 5)])
+    with pytest.raises(ValueError, match="n_components must be <="):
+        fit_joint_pca([torch.randn(3, 4)], n_components=5)
+    pca = fit_joint_pca([torch.randn(5, 4)], n_components=2)
+    with pytest.raises(ValueError, match="4 columns"):
+        pca.project(torch.zeros(3))
+
+
+def test_prediction_features_flatten_a_grouped_model():
+    cfg = ModelConfig(D=2, K=3, d_model=8, n_layers=1, n_heads=2, d_mlp=8)
+    m = GroupedTransformer(cfg, groups=1, generator=torch.Generator().manual_seed(0))
+    tokens = torch.randn(5, 6, 3)
+    f = prediction_features(lambda t: m(t[None])[0], tokens)
+    assert f.shape == (15,)
+
+
+def _linear_regression(d=6, n=4000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = X @ torch.randn(d, generator=g, dtype=torch.float64) + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    model = torch.nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.linalg.lstsq(X, y[:, None]).solution.T)  # w* = the minimum of the loss
+    loss = lambda m, batch: 0.5 * ((m(X).squeeze(-1) - y) ** 2).mean()
+    H = X.T @ X / n
+    return model, loss, torch.linalg.eigvalsh(H)
+
+
+def test_llc_of_a_regular_model_is_half_its_dimension():
+    model, loss, eig = _linear_regression()
+    nbeta, gamma = 2000.0, 1.0
+    est = estimate_llc(model, loss, lambda i: None, lr=2e-4, nbeta=nbeta, localization=gamma, num_chains=4,
+                       num_draws=1500, num_burnin=300, init_batches=1)
+    target = quadratic_llc(eig, nbeta, gamma)
+    assert target == pytest.approx(3.0, rel=0.01)  # d/2 with d = 6
+    assert est.llc.item() == pytest.approx(target, rel=0.10)
+    # the chains settled: the second half of the draws has the same mean loss as the first half
+    draws = est.loss_trace[:, 300:, 0]
+    first, second = draws[:, :750].mean(), draws[:, 750:].mean()
+    assert abs(first - second) < 0.2 * (draws.mean() - est.init_loss[0])
+
+
+def test_llc_restores_the_parameters_and_handles_groups():
+    model, loss, _ = _linear_regression(d=3, n=500)
+    w = model.weight.detach().clone()
+    two = lambda m, batch: torch.stack([loss(m, batch), 2 * loss(m, batch)])
+    est = estimate_llc(model, two, lambda i: None, lr=1e-4, nbeta=500.0, localization=1.0, num_chains=2,
+                       num_draws=50, num_burnin=10, init_batches=1)
+    assert est.llc.shape == (2,) and est.loss_trace.shape == (2, 60, 2)
+    assert torch.equal(model.weight, w)
+
+
+def test_llc_bad_input_and_divergence():
+    model, loss, _ = _linear_regression(d=3, n=200)
+    for name, kw in (("lr", dict(lr=0.0)), ("nbeta", dict(nbeta=-1.0)), ("localization", dict(localization=math.nan))):
+        args = dict(lr=1e-3, nbeta=100.0, localization=1.0)
+        args.update(kw)
+        with pytest.raises(ValueError, match=name):
+            estimate_llc(model, loss, lambda i: None, **args)
+    with pytest.raises(NonFiniteSamplingError, match="lower lr"):
+        estimate_llc(model, loss, lambda i: None, lr=10.0, nbeta=1e6, localization=1.0, num_draws=200,
+                     num_burnin=0, init_batches=1)
+
+
+# --------------------------------------------------------------------------------------------
+# the sweep
+
+from helpers.transient_ridge.sweep import (SweepConfig, batch_fn, group_losses, make_model,  # noqa: E402
+                                          time_grouped_vs_separate, train_sweep, transient_summary)
+from helpers.transient_ridge.data import TaskPool  # noqa: E402
+
+TINY = ModelConfig(D=2, K=4, d_model=8, n_layers=1, n_heads=2, d_mlp=8)
+
+
+def test_transient_summary_on_hand_made_curves():
+    steps = [0, 10, 20, 30, 40]
+    ood = [5.0, 2.0, 1.0, 1.5, 3.0]           # minimum at step 20, then a rise
+    d_ridge = [1.0, 0.5, 0.1, 0.4, 0.9]
+    d_dmmse = [1.0, 0.8, 0.6, 0.3, 0.1]       # ridge-like at 10–20, crossed at 30
+    s = transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge=1.0, ood_dmmse=5.0)
+    assert s["t_crit"] == 20 and s["ood_rise"] == pytest.approx(0.5)
+    assert s["ridge_phase"] and s["crossed"] and s["t_cross"] == 30
+    never = transient_summary(steps, [5, 4, 3, 2, 1], d_dmmse, d_ridge, 1.0, 5.0)
+    assert never["t_crit"] == 40 and never["ood_rise"] == 0 and not never["crossed"]
+    with pytest.raises(ValueError, match="equal length"):
+        transient_summary(steps, ood[:3], d_ridge, d_dmmse, 1.0, 5.0)
+
+
+def test_sweep_groups_start_as_their_own_seeded_models():
+    cfg = SweepConfig(Ms=(1, 3, math.inf), seeds=(0, 1), model=TINY, batch=4, steps=2)
+    assert cfg.groups == [(1, 0), (1, 1), (3, 0), (3, 1), (math.inf, 0), (math.inf, 1)]
+    grouped = make_model(cfg)
+    alone = GroupedTransformer(TINY, 1, torch.Generator().manual_seed(1001))
+    assert all(torch.equal(grouped.select(3).state_dict()[k], v) for k, v in alone.state_dict().items())
+    tokens, ys = batch_fn(cfg, TaskPool(2))(0)
+    assert tokens.shape == (6, 4, 8, 3) and ys.shape == (6, 4, 4)
+    assert group_losses(grouped, (tokens, ys)).shape == (6,)
+
+
+def test_train_sweep_logs_every_group_and_the_references():
+    cfg = SweepConfig(Ms=(1, 4, math.inf), model=TINY, batch=8, steps=6)
+    model, log = train_sweep(cfg, [0, 3, 6], eval_n=16, n_probe=5, progress=False)
+    assert log["step"] == [0, 3, 6] and len(log["ood"][0]) == 3
+    assert log["features"].shape == (3, 3, 5 * 4)
+    # M = 1: dMMSE knows the task, so its OOD loss is far above ridge's
+    assert log["ood_dmmse_loss"][0] > log["ood_ridge_loss"]
+    assert log["ood_dmmse_loss"][2] == pytest.approx(log["ood_ridge_loss"])  # M = ∞: dMMSE is ridge
+
+
+def test_sweep_bad_input():
+    with pytest.raises(ValueError, match="M must be an int >= 1"):
+        SweepConfig(Ms=(0, 4))
+    with pytest.raises(ValueError, match="sigma2"):
+        SweepConfig(sigma2=0.0)
+    with pytest.raises(ValueError, match="lr"):
+        SweepConfig(lr=-1.0)
+
+
+def test_grouped_vs_separate_timing_runs():
+    cfg = SweepConfig(Ms=(1, 4), model=TINY, batch=4)
+    t = time_grouped_vs_separate(cfg, steps=2)
+    assert t["groups"] == 2 and t["grouped_s_per_step"] > 0 and t["separate_s_per_step"] > 0
