@@ -160,7 +160,9 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
 def git_commit(root: Path | None = None) -> tuple[str, bool | None]:
     """The current commit hash and whether the working tree has uncommitted changes.
 
-    Returns ``("unknown", None)`` outside a git checkout or without git.
+    Changes under ``results/`` do not count: a full run rewrites its own results before it
+    writes ``run.json``, and those are its outputs, not the code that made them. Untracked
+    files do not count either. Returns ``("unknown", None)`` outside a git checkout or without git.
     """
     root = repo_root() if root is None else root
     try:
@@ -168,7 +170,8 @@ def git_commit(root: Path | None = None) -> tuple[str, bool | None]:
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=root,
+            capture_output=True,
             text=True, timeout=10, check=True,
         ).stdout.strip()
         return commit, bool(status)

@@ -85,6 +85,25 @@ def test_run_json_records_the_git_commit(tmp_path):
         assert commit == "unknown"
 
 
+def test_dirty_flag_ignores_results_but_not_code(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    (repo / "code.py").write_text("x = 1\n")
+    (repo / "results" / "metrics.json").write_text("{}\n")
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, capture_output=True, text=True, check=True)
+    try:
+        git("init", "-q")
+        git("add", ".")
+        git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "init")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git is not available")
+    assert results.git_commit(repo)[1] is False
+    (repo / "results" / "metrics.json").write_text('{"new": 1}\n')  # a run rewrote its outputs
+    assert results.git_commit(repo)[1] is False
+    (repo / "code.py").write_text("x = 2\n")  # the code changed
+    assert results.git_commit(repo)[1] is True
+
+
 def test_git_commit_outside_a_repository(tmp_path):
     assert results.git_commit(tmp_path) == ("unknown", None)
 
