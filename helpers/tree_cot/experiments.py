@@ -44,7 +44,7 @@ def sizes(mode: str | None = None) -> dict:
                    std_steps={"forward": 20, "direct": 20}, std_batch=32, robust_n=16, layers=[1, 2],
                    fs_steps=20, fs_test=64, seeds=[0]),
         default=dict(theory_steps={"backward": 800, "forward": 4000}, batch=256, test=1000, n_checkpoints=20,
-                     std_steps={"forward": 600, "direct": 1500}, std_batch=128, robust_n=200, layers=[1],
+                     std_steps={"forward": 600, "direct": 1500}, std_batch=128, robust_n=1000, layers=[1],
                      fs_steps=1200, fs_test=1000, seeds=[0]),
         full=dict(theory_steps={"backward": 2000, "forward": 6000}, batch=256, test=2000, n_checkpoints=30,
                   std_steps={"forward": 3000, "direct": 3000}, std_batch=128, robust_n=1000, layers=[1, 2, 4],
