@@ -44,6 +44,13 @@ class ModelConfig:
             raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
 
 
+def _gmm(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Grouped matrix product: x (G, B, T, i) @ W (G, i, o) → (G, B, T, o) as one ``bmm``
+    (broadcasting ``W.unsqueeze(1)`` instead would expand W over the batch)."""
+    G, B, T, i = x.shape
+    return torch.bmm(x.reshape(G, B * T, i), W).reshape(G, B, T, W.shape[-1])
+
+
 def _init(G: int, *shape: int, std: float, generator: torch.Generator | None) -> nn.Parameter:
     return nn.Parameter(std * torch.randn(G, *shape, generator=generator))
 
@@ -87,17 +94,17 @@ class GroupedTransformer(nn.Module):
         if tokens.ndim != 4 or tokens.shape[0] != G or tokens.shape[2:] != (2 * c.K, c.D + 1):
             raise ValueError(f"tokens must be (G={G}, B, 2K={2 * c.K}, D+1={c.D + 1}); got {tuple(tokens.shape)}")
         B, T = tokens.shape[1], tokens.shape[2]
-        h = tokens @ self.embed.unsqueeze(1) + self.pos.unsqueeze(1)            # (G, B, T, d)
+        h = _gmm(tokens, self.embed) + self.pos.unsqueeze(1)            # (G, B, T, d)
         hd = c.d_model // c.n_heads
         for layer in range(c.n_layers):
-            q, k, v = (self._ln(h, 2 * layer) @ self.qkv[layer].unsqueeze(1)).split(c.d_model, dim=-1)
+            q, k, v = _gmm(self._ln(h, 2 * layer), self.qkv[layer]).split(c.d_model, dim=-1)
             q, k, v = (x.reshape(G * B, T, c.n_heads, hd).transpose(1, 2) for x in (q, k, v))
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask[:T, :T])
             att = att.transpose(1, 2).reshape(G, B, T, c.d_model)
-            h = h + att @ self.proj[layer].unsqueeze(1)
-            m = F.gelu(self._ln(h, 2 * layer + 1) @ self.fc1[layer].unsqueeze(1) + self.fc1_b[:, layer, None, None, :])
-            h = h + m @ self.fc2[layer].unsqueeze(1) + self.fc2_b[:, layer, None, None, :]
-        out = self._ln(h, 2 * c.n_layers) @ self.readout.unsqueeze(1)            # (G, B, T, 1)
+            h = h + _gmm(att, self.proj[layer])
+            m = F.gelu(_gmm(self._ln(h, 2 * layer + 1), self.fc1[layer]) + self.fc1_b[:, layer, None, None, :])
+            h = h + _gmm(m, self.fc2[layer]) + self.fc2_b[:, layer, None, None, :]
+        out = _gmm(self._ln(h, 2 * c.n_layers), self.readout)                     # (G, B, T, 1)
         return out[:, :, 0::2, 0]
 
     def select(self, g: int) -> "GroupedTransformer":
