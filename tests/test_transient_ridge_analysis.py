@@ -157,3 +157,20 @@ def test_grouped_vs_separate_timing_runs():
     cfg = SweepConfig(Ms=(1, 4), model=TINY, batch=4)
     t = time_grouped_vs_separate(cfg, steps=2)
     assert t["groups"] == 2 and t["grouped_s_per_step"] > 0 and t["separate_s_per_step"] > 0
+
+
+def test_dmmse_exercise_checker():
+    from helpers.transient_ridge.bayes import dmmse_estimates
+    from helpers.transient_ridge.exercises import ExerciseError, check_dmmse
+    assert check_dmmse(lambda xs, ys, tasks, s2: dmmse_estimates(xs, ys, tasks, s2)).startswith("Correct")
+
+    def inclusive(xs, ys, tasks, s2):  # uses pair k itself
+        sse = torch.cumsum((ys.unsqueeze(-1) - xs @ tasks.T) ** 2, 1)
+        return torch.softmax(-sse / (2 * s2), -1) @ tasks
+
+    with pytest.raises(ExerciseError, match="pairs 1 … k−1"):
+        check_dmmse(inclusive)
+    with pytest.raises(ExerciseError, match="1/\\(2σ²\\)"):
+        check_dmmse(lambda xs, ys, tasks, s2: dmmse_estimates(xs, ys, tasks, 0.5))
+    with pytest.raises(ExerciseError, match="shape"):
+        check_dmmse(lambda xs, ys, tasks, s2: torch.zeros(2, 2))

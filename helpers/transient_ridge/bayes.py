@@ -73,9 +73,10 @@ def dmmse_estimates(xs: torch.Tensor, ys: torch.Tensor, tasks: torch.Tensor, sig
     return acc / running_sum.unsqueeze(-1)
 
 
-def dmmse_predictor(xs: torch.Tensor, ys: torch.Tensor, tasks: torch.Tensor, sigma2: float) -> torch.Tensor:
+def dmmse_predictor(xs: torch.Tensor, ys: torch.Tensor, tasks: torch.Tensor, sigma2: float,
+                    chunk: int = 4096) -> torch.Tensor:
     """dMMSE_M predictions ``ŷ_k = t̂_kᵀ x_k``: (B, K) for the pool ``tasks`` (M, D)."""
-    return (dmmse_estimates(xs, ys, tasks, sigma2) * xs).sum(-1)
+    return (dmmse_estimates(xs, ys, tasks, sigma2, chunk=chunk) * xs).sum(-1)
 
 
 def mse(preds: torch.Tensor, ys: torch.Tensor) -> float:

@@ -1,0 +1,49 @@
+"""Checkers for the chapter's exercises: they say what is wrong, not just that something is.
+
+Exercise 1 (book/transient_ridge/01_bayes_predictors.ipynb): write the dMMSE_M estimate — the
+posterior mean of the task over a finite pool.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .bayes import dmmse_estimates
+from .data import TaskPool, sample_batch
+
+
+class ExerciseError(AssertionError):
+    """Raised by a checker with a hint about what to fix."""
+
+
+def check_dmmse(my_dmmse) -> str:
+    """``my_dmmse(xs, ys, tasks, sigma2) -> (B, K, D)``: t̂_k from the pairs before k, for every k."""
+    pool = TaskPool(3, seed=7)
+    tasks = pool.tasks(5)
+    b = sample_batch(pool, 5, 6, 4, 0.25, torch.Generator().manual_seed(3))
+    xs, ys = b.xs.double(), b.ys.double()
+    expected = dmmse_estimates(xs, ys, tasks.double(), 0.25)
+    got = my_dmmse(xs, ys, tasks.double(), 0.25)
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise ExerciseError(f"return a tensor of shape (B, K, D) = {tuple(expected.shape)}; got {shape}")
+    got = got.to(expected)
+    if not torch.allclose(got[:, 0], tasks.double().mean(0).expand_as(got[:, 0]), atol=1e-8):
+        raise ExerciseError("at k = 1 there is no data yet: the estimate must be the pool mean (uniform prior). "
+                            "Did you include pair k itself in the sums? Position k may only use pairs 1 … k−1")
+    if torch.allclose(got, expected, atol=1e-8):
+        return "Correct: your dMMSE estimate is the posterior mean over the pool."
+    for wrong_sigma2 in (0.5, 0.125):  # −SSE alone, or −SSE/σ²
+        if torch.allclose(got, dmmse_estimates(xs, ys, tasks.double(), wrong_sigma2), atol=1e-8):
+            raise ExerciseError("the log-weights must be −SSE/(2σ²): check the factor 1/(2σ²)")
+    big = sample_batch(pool, 5, 2, 4, 0.25, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        far = my_dmmse(big.xs.double() * 30, big.ys.double() * 30, tasks.double(), 0.25)
+    if not torch.isfinite(far).all():
+        raise ExerciseError("with large residuals your weights overflow to NaN: subtract the largest log-weight "
+                            "before exponentiating (log-sum-exp), or use torch.softmax")
+    if math.isfinite(float(got.sum())):
+        raise ExerciseError("the estimates differ from the posterior mean: weights ∝ exp(−Σ_{j<k} (y_j − t_mᵀx_j)² / 2σ²), "
+                            "normalised over the M tasks, then t̂_k = Σ_m w_m t_m")
+    raise ExerciseError("your estimates contain NaN or inf")
