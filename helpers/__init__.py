@@ -7,7 +7,8 @@ Core modules (used by every chapter):
 - :mod:`helpers.training` — the training loop, checkpoint schedule, resume;
 - :mod:`helpers.results`  — atomic writes, provenance (``run.json``), claims (``claims.json``);
 - :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook;
-- :mod:`helpers.checks`   — argument checks with clear errors.
+- :mod:`helpers.checks`   — argument checks with clear errors;
+- :mod:`helpers.cli`      — the command line of every chapter's full run.
 """
 from .device import describe_device, environment, pick_device, seed_everything
 from .modes import MODES, by_mode, get_mode, set_mode

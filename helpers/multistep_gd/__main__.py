@@ -10,14 +10,14 @@ on two CPU cores.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import torch
 
+from ..cli import run_main
 from ..device import device_name, seed_everything
-from ..modes import MODES, set_mode
+from ..modes import set_mode
 from ..results import Claim, ResultStore, output_root
 from . import experiments as ex
 from .data import squared_error
@@ -164,18 +164,7 @@ def run(mode: str, progress: bool = True) -> ResultStore:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.multistep_gd", description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=MODES, default="full", help="sizes to run at (default: full)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
-    out = run(args.mode, progress=not args.no_progress)
-    table = out.load_claims()
-    print(table)
-    held = sum(c.holds for c in table.claims)
-    print(f"\n{held}/{len(table)} claims hold. Wrote {out.dir} in {time.perf_counter() - t0:.0f} s "
-          f"on {device_name(torch.device('cpu'))}.")
-    return 0
+    return run_main("python -m helpers.multistep_gd", __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,15 @@ two CPU cores. ``--device cuda`` is accepted but buys little at these sizes.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 import torch
 
+from ..cli import run_main
 from ..device import device_name, seed_everything
-from ..modes import MODES, set_mode
+from ..modes import set_mode
 from ..results import Claim, ResultStore, output_root
 from . import experiments as ex
 from . import filter_sort as fs
@@ -196,18 +196,7 @@ def run(mode: str, progress: bool = True) -> ResultStore:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.tree_cot", description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=MODES, default="full", help="sizes to run at (default: full)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
-    out = run(args.mode, progress=not args.no_progress)
-    table = out.load_claims()
-    print(table)
-    held = sum(c.holds for c in table.claims)
-    print(f"\n{held}/{len(table)} claims hold. Wrote {out.dir} in {time.perf_counter() - t0:.0f} s "
-          f"on {device_name(torch.device('cpu'))}.")
-    return 0
+    return run_main("python -m helpers.tree_cot", __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

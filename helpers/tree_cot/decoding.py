@@ -42,6 +42,19 @@ def _prefix(ex: Example, vocab: int, task: str) -> list[tuple[int, int, int]]:
 
 
 @torch.no_grad()
+def next_nodes(model, seqs: list[list[tuple[int, int, int]]], vocab: int, device) -> list[int]:
+    """The model's greedy next output after the last token of each sequence (padded into one batch)."""
+    T = max(len(s) for s in seqs)
+    tokens = np.empty((len(seqs), T, 3), dtype=np.int64)
+    tokens[:] = (vocab + 1, vocab + 1, PAD)
+    for r, s in enumerate(seqs):
+        tokens[r, :len(s)] = s
+    last = torch.tensor([len(s) - 1 for s in seqs], device=device)
+    scores = model(torch.from_numpy(tokens).to(device))
+    return scores[torch.arange(len(seqs), device=device), last].argmax(-1).tolist()
+
+
+@torch.no_grad()
 def greedy_decode(model, examples: list[Example], vocab: int, task: str, *, max_steps: int | None = None,
                   batch_size: int = 512, device=None) -> list[list[int]]:
     """Generate each example's output greedily; returns the emitted sequences (END included).
@@ -72,15 +85,7 @@ def _decode_chunk(model, examples, vocab, task, max_steps, device):
     for _ in range(limit):
         if not live:
             break
-        T = max(len(seqs[i]) for i in live)
-        tokens = np.empty((len(live), T, 3), dtype=np.int64)
-        tokens[:] = (EMPTY, EMPTY, PAD)
-        last = np.empty(len(live), dtype=np.int64)
-        for r, i in enumerate(live):
-            tokens[r, :len(seqs[i])] = seqs[i]
-            last[r] = len(seqs[i]) - 1
-        scores = model(torch.from_numpy(tokens).to(device))
-        pred = scores[torch.arange(len(live)), torch.from_numpy(last).to(device)].argmax(-1).tolist()
+        pred = next_nodes(model, [seqs[i] for i in live], vocab, device)
         still = []
         for i, v in zip(live, pred):
             emitted[i].append(v)

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from ..checks import check_int
-from .tokens import BOS, BWD, EDGE, FWD, PAD, ROOT, Encoded, _pad
+from .decoding import next_nodes
+from .tokens import BOS, BWD, EDGE, FWD, ROOT, Encoded, _pad
 
 FS_TASKS = ("cot", "direct")
 
@@ -131,14 +132,7 @@ def greedy_decode(model, examples: list[FilterSortExample], vocab: int, task: st
     for _ in range(2 * max(len(ex.values) for ex in examples) + 4):
         if not live:
             break
-        T = max(len(seqs[i]) for i in live)
-        tokens = np.empty((len(live), T, 3), dtype=np.int64)
-        tokens[:] = (EMPTY, EMPTY, PAD)
-        last = np.array([len(seqs[i]) - 1 for i in live])
-        for r, i in enumerate(live):
-            tokens[r, :len(seqs[i])] = seqs[i]
-        scores = model(torch.from_numpy(tokens).to(device))
-        pred = scores[torch.arange(len(live)), torch.from_numpy(last).to(device)].argmax(-1).tolist()
+        pred = next_nodes(model, [seqs[i] for i in live], vocab, device)
         still = []
         for i, v in zip(live, pred):
             emitted[i].append(v)
