@@ -63,7 +63,8 @@ def estimate_llc(model: torch.nn.Module, loss_fn, batch_fn, *, lr: float, nbeta:
 
     Args:
         loss_fn: ``loss_fn(model, batch) -> loss`` (a scalar, or (G,) independent losses).
-        batch_fn: ``batch_fn(i) -> batch`` for ``i = 0, 1, …`` (fresh data each step).
+        batch_fn: ``batch_fn(i) -> batch``: ``i = 0, 1, …`` for the sampling steps (fresh data each
+            step), ``i = −1, −2, …`` for the ``init_batches`` that estimate ``ℓ_n(w*)``.
         lr: SGLD step ε > 0. nbeta: nβ > 0. localization: γ > 0.
         init_batches: batches averaged for ``ℓ_n(w*)``.
 

@@ -74,14 +74,15 @@ def greedy_decode(model, examples: list[Example], vocab: int, task: str, *, max_
     return out
 
 
-def _decode_chunk(model, examples, vocab, task, max_steps, device):
-    END, EMPTY = vocab, vocab + 1
-    seqs = [_prefix(ex, vocab, task) for ex in examples]
-    cur = [ex.goal if task != "direct" else ex.root for ex in examples]
-    stage = [BWD if task != "direct" else FWD for _ in examples]
-    emitted: list[list[int]] = [[] for _ in examples]
-    live = list(range(len(examples)))
-    limit = max_steps or 2 * (max(len(ex.edges) for ex in examples) + 2)
+def greedy_loop(model, seqs: list[list[tuple[int, int, int]]], vocab: int, limit: int, device,
+                append) -> list[list[int]]:
+    """Run greedy generation on all ``seqs`` at once for at most ``limit`` steps.
+
+    After each step, ``append(i, v)`` receives sequence ``i``'s output ``v``, extends ``seqs[i]``
+    by the format's rule and returns whether sequence ``i`` goes on. Returns the emitted outputs.
+    """
+    emitted: list[list[int]] = [[] for _ in seqs]
+    live = list(range(len(seqs)))
     for _ in range(limit):
         if not live:
             break
@@ -89,17 +90,31 @@ def _decode_chunk(model, examples, vocab, task, max_steps, device):
         still = []
         for i, v in zip(live, pred):
             emitted[i].append(v)
-            if v == END:
-                if task == "forward" and stage[i] == BWD:
-                    stage[i], cur[i] = FWD, examples[i].root
-                    seqs[i].append((examples[i].root, EMPTY, FWD))
-                    still.append(i)
-                continue
-            seqs[i].append((v, cur[i], stage[i]))
-            cur[i] = v
-            still.append(i)
+            if append(i, v):
+                still.append(i)
         live = still
     return emitted
+
+
+def _decode_chunk(model, examples, vocab, task, max_steps, device):
+    END, EMPTY = vocab, vocab + 1
+    seqs = [_prefix(ex, vocab, task) for ex in examples]
+    cur = [ex.goal if task != "direct" else ex.root for ex in examples]
+    stage = [BWD if task != "direct" else FWD for _ in examples]
+
+    def append(i: int, v: int) -> bool:
+        if v == END:
+            if task == "forward" and stage[i] == BWD:
+                stage[i], cur[i] = FWD, examples[i].root
+                seqs[i].append((examples[i].root, EMPTY, FWD))
+                return True
+            return False
+        seqs[i].append((v, cur[i], stage[i]))
+        cur[i] = v
+        return True
+
+    limit = max_steps or 2 * (max(len(ex.edges) for ex in examples) + 2)
+    return greedy_loop(model, seqs, vocab, limit, device, append)
 
 
 def exact_path_accuracy(emitted: list[list[int]], examples: list[Example], vocab: int, task: str) -> np.ndarray:

@@ -263,7 +263,7 @@ def train_filter_sort(task: str, *, steps: int, batch: int = 128, test: list | N
     """
     V = FILTER_SORT["vocab"]
     draw = lambda n, rng: fs.sample(n, V, rng, n_items=FILTER_SORT["n_items"], colours=FILTER_SORT["colours"])
-    test = test if test is not None else draw(256, np.random.default_rng(4242))
+    test = test if test is not None else filter_sort_test(256)
     torch.manual_seed(seed)
     model = TreeTransformer(TransformerConfig(V, d_model=d_model, n_heads=n_heads, n_layers=n_layers))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -284,5 +284,4 @@ def train_filter_sort(task: str, *, steps: int, batch: int = 128, test: list | N
 
 def filter_sort_test(n: int, seed: int = 4242) -> list:
     """``n`` unseen filter → sort instances from :data:`FILTER_SORT`."""
-    return fs.sample(n, FILTER_SORT["vocab"], np.random.default_rng(seed), n_items=FILTER_SORT["n_items"],
-                     colours=FILTER_SORT["colours"])
+    return fs.sample(n, FILTER_SORT["vocab"], seed, n_items=FILTER_SORT["n_items"], colours=FILTER_SORT["colours"])

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..checks import check_int
-from .decoding import next_nodes
+from .decoding import greedy_loop
 from .tokens import BOS, BWD, EDGE, FWD, ROOT, Encoded, _pad
 
 FS_TASKS = ("cot", "direct")
@@ -124,28 +124,21 @@ def greedy_decode(model, examples: list[FilterSortExample], vocab: int, task: st
     """Greedy generation with the format's rules (END closes a stage; the STAGE token is supplied)."""
     _check_task(task)
     END, EMPTY = vocab, vocab + 1
-    device = next(model.parameters()).device
     seqs = [_prefix(ex, vocab, task) for ex in examples]
     stage = [BWD if task == "cot" else FWD] * len(examples)
-    emitted = [[] for _ in examples]
-    live = list(range(len(examples)))
-    for _ in range(2 * max(len(ex.values) for ex in examples) + 4):
-        if not live:
-            break
-        pred = next_nodes(model, [seqs[i] for i in live], vocab, device)
-        still = []
-        for i, v in zip(live, pred):
-            emitted[i].append(v)
-            if v == END:
-                if stage[i] == BWD:
-                    stage[i] = FWD
-                    seqs[i].append((EMPTY, EMPTY, FWD))
-                    still.append(i)
-                continue
-            seqs[i].append((v, examples[i].target if stage[i] == BWD else EMPTY, stage[i]))
-            still.append(i)
-        live = still
-    return emitted
+
+    def append(i: int, v: int) -> bool:
+        if v == END:
+            if stage[i] == BWD:
+                stage[i] = FWD
+                seqs[i].append((EMPTY, EMPTY, FWD))
+                return True
+            return False
+        seqs[i].append((v, examples[i].target if stage[i] == BWD else EMPTY, stage[i]))
+        return True
+
+    return greedy_loop(model, seqs, vocab, 2 * max(len(ex.values) for ex in examples) + 4,
+                       next(model.parameters()).device, append)
 
 
 def evaluate(model, examples: list[FilterSortExample], vocab: int, task: str) -> dict:
