@@ -174,3 +174,111 @@ def test_dmmse_exercise_checker():
         check_dmmse(lambda xs, ys, tasks, s2: dmmse_estimates(xs, ys, tasks, 0.5))
     with pytest.raises(ExerciseError, match="shape"):
         check_dmmse(lambda xs, ys, tasks, s2: torch.zeros(2, 2))
+
+
+# --------------------------------------------------------------------------------------------
+# the curriculum, snapshots, calibration, the trade-off, the devinterp cross-check
+
+from helpers.transient_ridge import experiments as ex  # noqa: E402
+from helpers.transient_ridge.llc import estimate_llc_devinterp, settled, sgld_step  # noqa: E402
+from helpers.transient_ridge.sweep import stack_models  # noqa: E402
+
+
+def test_curriculum_caps_each_group_at_its_stage():
+    cfg = SweepConfig(Ms=(2, 8, math.inf), model=TINY, batch=64, steps=30, sigma2=1e-6,
+                      curriculum=((0, 2), (10, 4), (20, math.inf)))
+    assert [cfg.M_at(8, s) for s in (0, 9, 10, 19, 20, 29)] == [2, 2, 4, 4, 8, 8]
+    assert [cfg.M_at(math.inf, s) for s in (0, 10, 20)] == [2, 4, math.inf]
+    pool = TaskPool(2)
+    draw = batch_fn(cfg, pool)
+    tasks4 = pool.tasks(4)
+    for step, allowed in ((5, 2), (15, 4)):
+        xs_tokens, ys = draw(step)
+        xs = xs_tokens[1, :, 0::2, 1:]                               # group M = 8, (B, K, D)
+        # (almost) noise-free labels: each sequence's task is the pool task that explains them
+        res = ((ys[1].unsqueeze(-1) - xs @ tasks4.T) ** 2).sum(1)   # (B, 4) residual per candidate task
+        assert (res.argmin(-1) < allowed).all()
+    assert SweepConfig(Ms=(4,), model=TINY).M_at(4, 10**6) == 4      # no curriculum: M throughout
+    with pytest.raises(ValueError, match="curriculum"):
+        SweepConfig(Ms=(4,), model=TINY, curriculum=((5, 2),))
+    with pytest.raises(ValueError, match="M must be"):
+        SweepConfig(Ms=(4,), model=TINY, curriculum=((0, 0),))
+
+
+def test_snapshots_and_stacking_reproduce_the_groups():
+    cfg = SweepConfig(Ms=(1, math.inf), model=TINY, batch=4, steps=4)
+    model, log = train_sweep(cfg, [0, 2, 4], eval_n=8, n_probe=3, snapshot_steps=[2, 4], progress=False)
+    assert sorted(log["snapshots"]) == [2, 4]
+    assert all(torch.equal(log["snapshots"][4][k], v) for k, v in model.state_dict().items())
+    stacked = stack_models([model.select(1), model.select(0)])
+    tokens = torch.randn(2, 5, 2 * TINY.K, TINY.D + 1)
+    assert torch.allclose(stacked(tokens), model(tokens.flip(0)).flip(0), atol=1e-6)
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        train_sweep(cfg, [0, 4], eval_n=8, n_probe=3, snapshot_steps=[3], progress=False)
+    with pytest.raises(ValueError, match="share one ModelConfig"):
+        stack_models([model.select(0), GroupedTransformer(ModelConfig(D=2, K=4, d_model=4, n_layers=1, n_heads=2, d_mlp=4))])
+
+
+def test_bayes_references_on_the_eval_sets():
+    cfg = SweepConfig(Ms=(1, math.inf), model=TINY, batch=4, steps=1)
+    _, log = train_sweep(cfg, [1], eval_n=64, n_probe=3, progress=False)
+    # in distribution, dMMSE_1 knows the task: its loss is about the noise σ² (except at k = 1: none)
+    assert log["id_dmmse_loss"][0] < log["id_ridge_loss"][0]
+    assert log["id_dmmse_loss"][1] == log["id_ridge_loss"][1] and log["d_bayes"][1] == 0
+    assert log["probe_ridge"].shape == (3 * TINY.K,) and log["probe_dmmse"].shape == (2, 3 * TINY.K)
+
+
+def test_sgld_step_and_its_checker():
+    w, ws, g, xi = torch.ones(2), torch.zeros(2), torch.full((2,), 0.5), torch.tensor([1.0, -1.0])
+    # by hand: 1 − 0.5·0.04·(2·1 + 10·0.5) + 0.2·(±1)
+    assert torch.allclose(sgld_step(w, ws, g, xi, lr=0.04, nbeta=10.0, localization=2.0),
+                          torch.tensor([1 - 0.14 + 0.2, 1 - 0.14 - 0.2]))
+    from helpers.transient_ridge.exercises import ExerciseError, check_sgld_step
+    assert check_sgld_step(lambda w, ws, g, xi, lr, nbeta, localization:
+                           sgld_step(w, ws, g, xi, lr=lr, nbeta=nbeta, localization=localization)).startswith("Correct")
+    with pytest.raises(ExerciseError, match="sqrt"):
+        check_sgld_step(lambda w, ws, g, xi, lr, nbeta, localization:
+                        w - 0.5 * lr * (localization * (w - ws) + nbeta * g) + lr * xi)
+    with pytest.raises(ExerciseError, match="localisation"):
+        check_sgld_step(lambda w, ws, g, xi, lr, nbeta, localization: w - 0.5 * lr * nbeta * g + math.sqrt(lr) * xi)
+
+
+def test_settled_flags_a_drifting_trace():
+    model, loss, _ = _linear_regression(d=3, n=500)
+    est = estimate_llc(model, loss, lambda i: None, lr=4e-4, nbeta=500.0, localization=1.0, num_chains=2,
+                       num_draws=2000, num_burnin=100, init_batches=1)
+    assert settled(est) == [True]
+    drifting = torch.linspace(0, 1, 500).reshape(1, 500, 1).expand(2, 500, 1).clone()   # still climbing
+    est.loss_trace, est.init_loss = drifting, torch.zeros(1)
+    assert settled(est) == [False]
+
+
+def test_complexity_tradeoff_crossover():
+    t = ex.complexity_tradeoff(loss_simple=1.0, llc_simple=2.0, loss_complex=0.9, llc_complex=12.0)
+    n = t["n_star"]
+    # at n*: n ΔL ≈ Δλ log n (to the 5% grid), and just below it the simple solution still wins
+    assert n * 0.1 == pytest.approx(10 * math.log(n), rel=0.06)
+    assert (n / 1.1) * 0.1 < 10 * math.log(n / 1.1)
+    assert ex.complexity_tradeoff(1.0, 12.0, 0.9, 2.0)["n_star"] is None    # the better fit is also simpler
+
+
+def test_llc_agrees_with_devinterp_on_a_regular_model():
+    pytest.importorskip("devinterp")
+    model, loss, eig = _linear_regression(d=4, n=2000)
+    kw = dict(lr=1e-3, nbeta=200.0, localization=1.0, num_chains=4, num_draws=1000, num_burnin=100)
+    ours = estimate_llc(model, loss, lambda i: None, init_batches=1, **kw)
+    ref = estimate_llc_devinterp(model, loss, [None], init_loss=float(ours.init_loss[0]), **kw)
+    target = quadratic_llc(eig, kw["nbeta"], kw["localization"])
+    assert ours.llc.item() == pytest.approx(target, rel=0.15)
+    assert ref["llc"] == pytest.approx(target, rel=0.15)
+
+
+def test_the_run_sizes_hold_together():
+    for mode in ("smoke", "full"):
+        S = ex.sizes(mode)
+        ck = ex.checkpoints(S)
+        assert set(ex.snapshot_steps(S)) <= set(ck) and ck[-1] == S["steps"]
+        assert S["llc_M"] in S["Ms"] and set(S["keep_final"]) <= set(S["Ms"])
+        assert set(S["curriculum_Ms"]) <= set(S["Ms"])   # each curriculum run has a fixed-M twin
+        cc = ex.curriculum_config(S)
+        assert cc.curriculum[0][0] == 0 and cc.M_at(math.inf, S["steps"]) == S["curriculum_stages"][-1]

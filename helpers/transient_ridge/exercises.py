@@ -2,6 +2,7 @@
 
 Exercise 1 (book/transient_ridge/01_bayes_predictors.ipynb): write the dMMSE_M estimate — the
 posterior mean of the task over a finite pool.
+Exercise 2 (book/transient_ridge/04_llc.ipynb): write one SGLD step of the LLC estimator.
 """
 from __future__ import annotations
 
@@ -47,3 +48,34 @@ def check_dmmse(my_dmmse) -> str:
         raise ExerciseError("the estimates differ from the posterior mean: weights ∝ exp(−Σ_{j<k} (y_j − t_mᵀx_j)² / 2σ²), "
                             "normalised over the M tasks, then t̂_k = Σ_m w_m t_m")
     raise ExerciseError("your estimates contain NaN or inf")
+
+
+def check_sgld_step(my_step) -> str:
+    """``my_step(w, w_star, grad, noise, lr, nbeta, localization) -> new w`` (one SGLD step)."""
+    from .llc import sgld_step
+    g = torch.Generator().manual_seed(11)
+    w, w_star, grad, noise = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(4))
+    kw = dict(lr=1e-2, nbeta=50.0, localization=4.0)
+    want = sgld_step(w, w_star, grad, noise, **kw)
+    got = my_step(w.clone(), w_star.clone(), grad.clone(), noise.clone(), **kw)
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        raise ExerciseError(f"return the new parameters as a tensor of w's shape {tuple(w.shape)}; got "
+                            f"{getattr(got, 'shape', type(got).__name__)}")
+    if torch.allclose(got, want, atol=1e-10):
+        return "Correct: drift toward lower loss and back toward w*, plus Gaussian noise of variance ε."
+    hints = [
+        (w - 0.5 * kw["lr"] * (kw["localization"] * (w - w_star) + kw["nbeta"] * grad) + kw["lr"] * noise,
+         "the noise has variance ε, so its scale is sqrt(lr), not lr"),
+        (w - kw["lr"] * (kw["localization"] * (w - w_star) + kw["nbeta"] * grad) + math.sqrt(kw["lr"]) * noise,
+         "the drift is multiplied by ε/2, not ε"),
+        (w - 0.5 * kw["lr"] * (kw["localization"] * (w - w_star) + grad) + math.sqrt(kw["lr"]) * noise,
+         "the gradient of the loss is scaled by nβ (the posterior is exp(−nβ ℓ_n))"),
+        (w - 0.5 * kw["lr"] * (kw["nbeta"] * grad) + math.sqrt(kw["lr"]) * noise,
+         "the localisation term γ (w − w*) is missing: it keeps the chain near w*"),
+        (w - 0.5 * kw["lr"] * (kw["localization"] * (w_star - w) + kw["nbeta"] * grad) + math.sqrt(kw["lr"]) * noise,
+         "the localisation pulls w toward w*: its drift term is γ (w − w*), not γ (w* − w)"),
+    ]
+    for wrong, hint in hints:
+        if torch.allclose(got, wrong, atol=1e-10):
+            raise ExerciseError(hint)
+    raise ExerciseError("not the SGLD step: w − (ε/2)(γ (w − w*) + nβ·grad) + sqrt(ε)·noise")

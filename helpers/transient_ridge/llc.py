@@ -22,6 +22,7 @@ Used in: book/transient_ridge/ (the LLC over M and over training) and the chapte
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,13 @@ def _positive(name: str, value) -> float:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
     return float(value)
+
+
+def sgld_step(w: torch.Tensor, w_star: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, *, lr: float,
+              nbeta: float, localization: float) -> torch.Tensor:
+    """One SGLD step (any shape; all four tensors alike):
+    ``w − (ε/2)(γ (w − w*) + nβ ∇ℓ_batch(w)) + √ε · ξ`` with ``ξ = noise`` ~ N(0, I)."""
+    return w - 0.5 * lr * (localization * (w - w_star) + nbeta * grad) + math.sqrt(lr) * noise
 
 
 def estimate_llc(model: torch.nn.Module, loss_fn, batch_fn, *, lr: float, nbeta: float, localization: float,
@@ -99,9 +107,8 @@ def estimate_llc(model: torch.nn.Module, loss_fn, batch_fn, *, lr: float, nbeta:
                 grads = torch.autograd.grad(loss.sum(), params)
                 with torch.no_grad():
                     for p, w, g in zip(params, w_star, grads):
-                        drift = localization * (p - w) + nbeta * g
-                        p.add_(-0.5 * lr * drift + math.sqrt(lr) * torch.randn(p.shape, generator=gen,
-                                                                                 device=p.device, dtype=p.dtype))
+                        noise = torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype)
+                        p.copy_(sgld_step(p, w, g, noise, lr=lr, nbeta=nbeta, localization=localization))
     finally:
         with torch.no_grad():
             for p, w in zip(params, w_star):
@@ -117,3 +124,46 @@ def quadratic_llc(hessian_eigenvalues: torch.Tensor, nbeta: float, localization:
     ``Σ_i ½ · nβ h_i / (nβ h_i + γ)`` — d/2 when every ``nβ h_i ≫ γ``."""
     h = torch.as_tensor(hessian_eigenvalues, dtype=torch.float64)
     return float((0.5 * nbeta * h / (nbeta * h + localization)).sum())
+
+
+def settled(est: LLCEstimate, tolerance: float = 0.1) -> list[bool]:
+    """Calibration check per group: the chains' mean loss over the first and the second half of the
+    draws differ by at most ``tolerance`` × (mean draw loss − ``ℓ_n(w*)``) — the trace has stopped
+    drifting, so more draws would not change the estimate much."""
+    if not 0 < tolerance:
+        raise ValueError(f"tolerance must be > 0; got {tolerance!r}")
+    draws = est.loss_trace[:, est.settings["num_burnin"]:].mean(0)          # (draws, G)
+    half = draws.shape[0] // 2
+    if half < 1:
+        raise ValueError("settled needs at least 2 draws")
+    first, second = draws[:half].mean(0), draws[half:].mean(0)
+    excess = draws.mean(0) - est.init_loss
+    return [bool(abs(a - b) <= tolerance * max(float(e), 1e-12)) for a, b, e in zip(first, second, excess)]
+
+
+def estimate_llc_devinterp(model: torch.nn.Module, loss_fn, loader, *, lr: float, nbeta: float, localization: float,
+                           num_chains: int = 4, num_draws: int = 200, num_burnin: int = 100, seed: int = 0,
+                           init_loss: float | None = None) -> dict:
+    """The same estimate with the reference library ``devinterp`` (v1.3.2, SGLD), for a cross-check.
+
+    ``loss_fn(model, batch) -> scalar``; ``loader`` iterates batches (e.g. a ``DataLoader``);
+    ``init_loss``: ``ℓ_n(w*)`` to use (None: devinterp takes the loss on its first batch).
+    Returns ``{"llc": mean, "llc_std": std over chains}``. Raises ``ImportError`` with the install
+    command when ``devinterp`` is missing.
+    """
+    try:
+        from devinterp.optim.sgld import SGLD
+        from devinterp.slt.sampler import estimate_learning_coeff_with_summary
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the cross-check needs devinterp: pip install devinterp==1.3.2") from e
+    from torch.utils.data import DataLoader
+    if not isinstance(loader, DataLoader):   # devinterp wants a DataLoader; serve the given batches as they are
+        loader = DataLoader(list(loader), batch_size=1, collate_fn=lambda items: items[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # its notes on nbeta given by hand and on cycling batches
+        out = estimate_learning_coeff_with_summary(
+            model, loader, evaluate=lambda m, batch: (loss_fn(m, batch), {}), sampling_method=SGLD,
+            optimizer_kwargs=dict(lr=lr, nbeta=nbeta, localization=localization), num_chains=num_chains,
+            num_draws=num_draws, num_burnin_steps=num_burnin, seed=seed, verbose=False, online=False,
+            init_loss=init_loss)
+    return {"llc": float(out["llc/mean"]), "llc_std": float(out["llc/std"])}

@@ -30,14 +30,18 @@ import torch
 from ..checks import check_int
 from ..training import train
 from .bayes import dmmse_predictor, predictor_distance, ridge_predictor
-from .data import TaskPool, check_M, check_sigma2, sample_batch, tokenize
+from .data import TaskPool, check_M, check_sigma2, detokenize, sample_batch, tokenize
 from .model import GroupedTransformer, ModelConfig
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     """A sweep: task counts ``Ms`` (ints or ``math.inf``), ``seeds`` per M, data (``sigma2``), the
-    model (``model``: its ``D`` and ``K`` are the task's), and Adam (``lr``, ``batch``, ``steps``)."""
+    model (``model``: its ``D`` and ``K`` are the task's), and Adam (``lr``, ``batch``, ``steps``).
+
+    ``curriculum``: optional stages ``((0, M_0), (s_1, M_1), …)``: from step ``s_i`` every group
+    trains on ``min(M, M_i)`` tasks of the nested pool — task diversity raised in stages up to
+    the group's own ``M`` (the seed's practical advice). Empty: each group trains on ``M`` throughout."""
 
     Ms: tuple = (1, 4, 16, 64, math.inf)
     seeds: tuple = (0,)
@@ -47,6 +51,7 @@ class SweepConfig:
     lr: float = 2e-3
     steps: int = 1000
     pool_seed: int = 0
+    curriculum: tuple = ()
 
     def __post_init__(self):
         if not self.Ms:
@@ -60,6 +65,19 @@ class SweepConfig:
         check_int("steps", self.steps, 0)
         if not (isinstance(self.lr, float) and self.lr > 0):
             raise ValueError(f"lr must be a float > 0; got {self.lr!r}")
+        if self.curriculum:
+            starts = [s for s, _ in self.curriculum]
+            if starts[0] != 0 or starts != sorted(set(starts)):
+                raise ValueError(f"curriculum must be ((0, M_0), (start_1, M_1), …) with increasing start steps; "
+                                 f"got {self.curriculum!r}")
+            for _, M in self.curriculum:
+                check_M(M)
+
+    def M_at(self, M_final, step: int):
+        """The task count a group whose final count is ``M_final`` trains on at ``step``:
+        ``min(M_final, M_stage)`` for the curriculum stage holding ``step`` (no curriculum: ``M_final``)."""
+        stage = [M for start, M in self.curriculum if start <= step]
+        return min(M_final, stage[-1]) if stage else M_final
 
     @property
     def groups(self) -> list[tuple]:
@@ -67,12 +85,22 @@ class SweepConfig:
         return [(M, s) for M in self.Ms for s in self.seeds]
 
 
+def stack_models(models: list[GroupedTransformer]) -> GroupedTransformer:
+    """One grouped model whose groups are the given models' groups, in order (same config)."""
+    if not models:
+        raise ValueError("models must hold at least one GroupedTransformer")
+    config = models[0].config
+    if any(m.config != config for m in models):
+        raise ValueError("models must share one ModelConfig")
+    grouped = GroupedTransformer(config, sum(m.groups for m in models))
+    grouped.load_state_dict({k: torch.cat([m.state_dict()[k].cpu() for m in models]) for k in grouped.state_dict()})
+    return grouped
+
+
 def make_model(cfg: SweepConfig, device="cpu") -> GroupedTransformer:
     """The grouped model; group ``g`` is initialised from its own seed (so a group equals a separate run)."""
     models = [GroupedTransformer(cfg.model, 1, torch.Generator().manual_seed(1000 + s)) for _, s in cfg.groups]
-    grouped = GroupedTransformer(cfg.model, len(models))
-    grouped.load_state_dict({k: torch.cat([m.state_dict()[k] for m in models]) for k in grouped.state_dict()})
-    return grouped.to(device)
+    return stack_models(models).to(device)
 
 
 def batch_fn(cfg: SweepConfig, pool: TaskPool, device="cpu"):
@@ -81,7 +109,7 @@ def batch_fn(cfg: SweepConfig, pool: TaskPool, device="cpu"):
         toks, ys = [], []
         for g, (M, seed) in enumerate(cfg.groups):
             gen = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + g)
-            b = sample_batch(pool, M, cfg.batch, cfg.model.K, cfg.sigma2, gen)
+            b = sample_batch(pool, cfg.M_at(M, step), cfg.batch, cfg.model.K, cfg.sigma2, gen)
             toks.append(tokenize(b.xs, b.ys))
             ys.append(b.ys)
         return torch.stack(toks).to(device), torch.stack(ys).to(device)
@@ -156,19 +184,44 @@ def evaluate_sweep(model: GroupedTransformer, ev: EvalSet) -> dict:
     }
 
 
+def bayes_references(cfg: SweepConfig, pool: TaskPool, ev: EvalSet) -> dict:
+    """The Bayes predictors on the evaluation sets, per group: in-distribution losses of ridge and
+    dMMSE_M (``id_ridge_loss``, ``id_dmmse_loss``), their distance Δ (``d_bayes``), and their
+    features on the probe set (``probe_ridge`` (P·K,), ``probe_dmmse`` (G, P·K)) for the PCA."""
+    D = pool.D
+    px, py = detokenize(ev.probe_tokens)
+    probe_dmmse = [ridge_predictor(px, py, cfg.sigma2) if M == math.inf
+                   else dmmse_predictor(px, py, pool.tasks(M), cfg.sigma2) for M, _ in cfg.groups]
+    G = len(cfg.groups)
+    return {"id_ridge_loss": [float(((ev.id_ridge[g] - ev.id_ys[g]) ** 2).mean()) for g in range(G)],
+            "id_dmmse_loss": [float(((ev.id_dmmse[g] - ev.id_ys[g]) ** 2).mean()) for g in range(G)],
+            "d_bayes": [predictor_distance(ev.id_dmmse[g], ev.id_ridge[g], D) for g in range(G)],
+            "probe_ridge": ridge_predictor(px, py, cfg.sigma2).reshape(-1),
+            "probe_dmmse": torch.stack(probe_dmmse).reshape(G, -1)}
+
+
 def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 512, n_probe: int = 512,
-                progress: bool | None = None):
+                snapshot_steps=(), progress: bool | None = None):
     """Train the sweep; returns ``(model, log)`` with the per-group metrics at each checkpoint
-    (``log["features"]``: (n_checkpoints, G, P·K)) and the Bayes references."""
+    (``log["features"]``: (n_checkpoints, G, P·K)) and the Bayes references.
+
+    ``snapshot_steps``: checkpoint steps at which to keep a CPU copy of the weights, in
+    ``log["snapshots"][step]`` (a grouped model's state dict) — e.g. for the LLC over training."""
+    snapshot_steps = set(int(s) for s in snapshot_steps)
+    if not snapshot_steps <= set(int(s) for s in checkpoints):
+        raise ValueError(f"snapshot_steps must be checkpoint steps; {sorted(snapshot_steps - set(checkpoints))} are not")
     pool = TaskPool(cfg.model.D, cfg.pool_seed)
     model = make_model(cfg, device)
     ev = make_eval_set(cfg, pool, eval_n, n_probe)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     log: dict = {"step": [], "ood": [], "id": [], "d_ridge": [], "d_dmmse": [], "features": [],
                  "groups": [("inf" if M == math.inf else M, s) for M, s in cfg.groups],
-                 "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss}
+                 "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss, "snapshots": {}}
+    log.update(bayes_references(cfg, pool, ev))
 
     def on_checkpoint(step, m):
+        if step in snapshot_steps:
+            log["snapshots"][step] = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
         r = evaluate_sweep(m, ev)
         log["step"].append(step)
         for k in ("ood", "id", "d_ridge", "d_dmmse", "features"):
