@@ -151,6 +151,14 @@ def test_sweep_bad_input():
         SweepConfig(sigma2=0.0)
     with pytest.raises(ValueError, match="lr"):
         SweepConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="decay"):
+        SweepConfig(decay=1.5)
+
+
+def test_lr_decays_linearly_over_the_last_fraction():
+    cfg = SweepConfig(steps=100, decay=0.2)
+    assert [cfg.lr_factor(s) for s in (0, 79, 80, 90, 100)] == pytest.approx([1, 1, 1, 0.55, 0.1])
+    assert SweepConfig(steps=100).lr_factor(100) == 1.0
 
 
 def test_grouped_vs_separate_timing_runs():

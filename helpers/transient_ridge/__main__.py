@@ -19,11 +19,10 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from ..cli import run_main
 from ..device import device_name, pick_device, seed_everything
-from ..modes import set_mode
+from ..modes import get_mode, set_mode
 from ..results import Claim, ResultStore, output_root
 from . import experiments as ex
 from .llc import estimate_llc, estimate_llc_devinterp, settled
@@ -132,6 +131,17 @@ def run(mode: str, progress: bool = True) -> ResultStore:
     out.save_torch("final.pt", final)
     out.write_run(mode=mode, device=device_name(device), seeds=list(S["seeds"]), seconds=seconds)
     out.write_claims(claims(metrics))
+    return out
+
+
+def load(mode: str | None = None) -> ResultStore:
+    """The results a notebook shows: in smoke mode a fresh smoke run (seconds, every code path; its
+    numbers mean nothing), otherwise the committed full run (``results/transient_ridge/``)."""
+    mode = get_mode() if mode is None else mode
+    if mode == "smoke":
+        return run("smoke", progress=False)
+    out = store()
+    out.read_run()   # a clear error naming the command if the results are missing or stale
     return out
 
 

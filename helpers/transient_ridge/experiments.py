@@ -33,10 +33,10 @@ def sizes(mode: str | None = None) -> dict:
     """Every size of the chapter per mode, in one place so they read together."""
     full = dict(
         model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp=128),
-        Ms=(1, 2, 4, 8, 16, 32, 64, 128, 256, INF), seeds=(0,), sigma2=0.125, batch=128, lr=3e-3, steps=10_000,
+        Ms=(1, 2, 4, 8, 16, 32, 64, 128, 256, INF), seeds=(0,), sigma2=0.125, batch=128, lr=3e-3, steps=10_000, decay=0.2,
         ckpt_every=250, ckpt_log=30, eval_n=512, n_probe=256,
         curriculum_Ms=(16, 256, INF), curriculum_stages=(4, 16, 64, INF),
-        llc_M=16, n_snapshots=10, llc=dict(lr=3e-4, nbeta=60.0, localization=6.0, num_chains=4, num_draws=200,
+        llc_M=16, n_snapshots=10, llc=dict(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200,
                                            num_burnin=100), llc_batch=256, timing_steps=20, keep_final=(2, 16, INF),
     )
     smoke = dict(full, model=ModelConfig(D=4, K=8, d_model=16, n_layers=1, n_heads=2, d_mlp=32),
@@ -55,7 +55,7 @@ def label(M) -> str:
 def sweep_config(S: dict) -> SweepConfig:
     """The sweep over M (one group per M and seed)."""
     return SweepConfig(Ms=S["Ms"], seeds=S["seeds"], sigma2=S["sigma2"], model=S["model"], batch=S["batch"],
-                       lr=S["lr"], steps=S["steps"])
+                       lr=S["lr"], steps=S["steps"], decay=S["decay"])
 
 
 def curriculum_config(S: dict) -> SweepConfig:
@@ -64,7 +64,7 @@ def curriculum_config(S: dict) -> SweepConfig:
     n = len(S["curriculum_stages"])
     stages = tuple((i * S["steps"] // n, M) for i, M in enumerate(S["curriculum_stages"]))
     return SweepConfig(Ms=S["curriculum_Ms"], seeds=S["seeds"], sigma2=S["sigma2"], model=S["model"],
-                       batch=S["batch"], lr=S["lr"], steps=S["steps"], curriculum=stages)
+                       batch=S["batch"], lr=S["lr"], steps=S["steps"], decay=S["decay"], curriculum=stages)
 
 
 def checkpoints(S: dict) -> list[int]:

@@ -37,7 +37,8 @@ from .model import GroupedTransformer, ModelConfig
 @dataclass(frozen=True)
 class SweepConfig:
     """A sweep: task counts ``Ms`` (ints or ``math.inf``), ``seeds`` per M, data (``sigma2``), the
-    model (``model``: its ``D`` and ``K`` are the task's), and Adam (``lr``, ``batch``, ``steps``).
+    model (``model``: its ``D`` and ``K`` are the task's), and Adam (``lr``, ``batch``, ``steps``;
+    ``decay``: the last fraction of the steps over which lr falls linearly to lr/10, 0 for none).
 
     ``curriculum``: optional stages ``((0, M_0), (s_1, M_1), …)``: from step ``s_i`` every group
     trains on ``min(M, M_i)`` tasks of the nested pool — task diversity raised in stages up to
@@ -52,6 +53,7 @@ class SweepConfig:
     steps: int = 1000
     pool_seed: int = 0
     curriculum: tuple = ()
+    decay: float = 0.0
 
     def __post_init__(self):
         if not self.Ms:
@@ -65,6 +67,8 @@ class SweepConfig:
         check_int("steps", self.steps, 0)
         if not (isinstance(self.lr, float) and self.lr > 0):
             raise ValueError(f"lr must be a float > 0; got {self.lr!r}")
+        if not (isinstance(self.decay, (int, float)) and 0 <= self.decay <= 1):
+            raise ValueError(f"decay must be a fraction in [0, 1]; got {self.decay!r}")
         if self.curriculum:
             starts = [s for s, _ in self.curriculum]
             if starts[0] != 0 or starts != sorted(set(starts)):
@@ -72,6 +76,13 @@ class SweepConfig:
                                  f"got {self.curriculum!r}")
             for _, M in self.curriculum:
                 check_M(M)
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate multiplier at ``step``: 1, then linear to 0.1 over the last ``decay`` of training."""
+        start = self.steps * (1 - self.decay)
+        if self.decay == 0 or step < start:
+            return 1.0
+        return 1.0 - 0.9 * min(1.0, (step - start) / (self.steps - start))
 
     def M_at(self, M_final, step: int):
         """The task count a group whose final count is ``M_final`` trains on at ``step``:
@@ -228,7 +239,8 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
             log[k].append(r[k])
 
     t0 = time.perf_counter()
-    train(model, sweep_loss, batch_fn(cfg, pool, device), steps=cfg.steps, optimizer=opt,
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
+    train(model, sweep_loss, batch_fn(cfg, pool, device), steps=cfg.steps, optimizer=opt, scheduler=sched,
           checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
           desc=f"sweep over {len(cfg.Ms)} M × {len(cfg.seeds)} seeds")
     log["seconds"] = time.perf_counter() - t0
