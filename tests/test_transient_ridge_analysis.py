@@ -119,6 +119,11 @@ def test_transient_summary_on_hand_made_curves():
     assert s["ridge_phase"] and s["crossed"] and s["t_cross"] == 30
     never = transient_summary(steps, [5, 4, 3, 2, 1], d_dmmse, d_ridge, 1.0, 5.0)
     assert never["t_crit"] == 40 and never["ood_rise"] == 0 and not never["crossed"]
+    # an untrained model (≈ 0) is nearer ridge than dMMSE_M, but far from both: not a ridge phase
+    untrained = transient_summary(steps, ood, [0.8, 0.6, 0.3, 0.2, 0.2], [1.0, 0.5, 0.2, 0.1, 0.05], 1.0, 5.0,
+                                  d_zero_ridge=0.8)
+    assert not untrained["ridge_phase"] and not untrained["crossed"]
+    assert transient_summary(steps, ood, d_ridge, d_dmmse, 1.0, 5.0, d_zero_ridge=1.0)["t_cross"] == 30
     with pytest.raises(ValueError, match="equal length"):
         transient_summary(steps, ood[:3], d_ridge, d_dmmse, 1.0, 5.0)
 

@@ -40,7 +40,7 @@ def store(root=None) -> ResultStore:
 
 def _curves(log: dict) -> dict:
     keep = ("step", "ood", "id", "d_ridge", "d_dmmse", "groups", "ood_ridge_loss", "ood_dmmse_loss",
-            "id_ridge_loss", "id_dmmse_loss", "d_bayes", "seconds")
+            "id_ridge_loss", "id_dmmse_loss", "d_bayes", "d_zero_ridge", "seconds")
     return {k: log[k] for k in keep}
 
 
@@ -185,7 +185,8 @@ def claims(m: dict) -> list[Claim]:
     out.append(Claim(
         "low_M_straight_to_dmmse", "At the lowest M the model goes straight to dMMSE_M (no ridge phase)",
         "no transient at low M", {s["M"]: {"ridge phase": s["ridge_phase"]} for s in low},
-        bool(low) and not any(s["ridge_phase"] for s in low), "no checkpoint with Δ to ridge < Δ to dMMSE_M for M <= 2"))
+        bool(low) and not any(s["ridge_phase"] for s in low), "no ridge-like checkpoint for M <= 2 (Δ to ridge below "
+        "both Δ to dMMSE_M and half of Δ(0, ridge))"))
     final_dr, final_dd = sw["d_ridge"][-1], sw["d_dmmse"][-1]
     high = [i for i, M in enumerate(Ms) if M >= 64 and M != math.inf]
     out.append(Claim(

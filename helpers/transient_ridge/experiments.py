@@ -83,7 +83,7 @@ def summaries(log: dict) -> list[dict]:
     """:func:`~helpers.transient_ridge.sweep.transient_summary` for every group of a run's log."""
     ood, dr, dd = (np.asarray(log[k]) for k in ("ood", "d_ridge", "d_dmmse"))
     return [dict(transient_summary(log["step"], ood[:, g], dr[:, g], dd[:, g], log["ood_ridge_loss"],
-                                   log["ood_dmmse_loss"][g]), M=label(M))
+                                   log["ood_dmmse_loss"][g], log["d_zero_ridge"][g]), M=label(M))
             for g, (M, _) in enumerate(log["groups"])]
 
 

@@ -197,7 +197,8 @@ def evaluate_sweep(model: GroupedTransformer, ev: EvalSet) -> dict:
 
 def bayes_references(cfg: SweepConfig, pool: TaskPool, ev: EvalSet) -> dict:
     """The Bayes predictors on the evaluation sets, per group: in-distribution losses of ridge and
-    dMMSE_M (``id_ridge_loss``, ``id_dmmse_loss``), their distance Δ (``d_bayes``), and their
+    dMMSE_M (``id_ridge_loss``, ``id_dmmse_loss``), their distance Δ (``d_bayes``), the distance
+    Δ(0, ridge) of the zero predictor (``d_zero_ridge``), and their
     features on the probe set (``probe_ridge`` (P·K,), ``probe_dmmse`` (G, P·K)) for the PCA."""
     D = pool.D
     px, py = detokenize(ev.probe_tokens)
@@ -207,6 +208,7 @@ def bayes_references(cfg: SweepConfig, pool: TaskPool, ev: EvalSet) -> dict:
     return {"id_ridge_loss": [float(((ev.id_ridge[g] - ev.id_ys[g]) ** 2).mean()) for g in range(G)],
             "id_dmmse_loss": [float(((ev.id_dmmse[g] - ev.id_ys[g]) ** 2).mean()) for g in range(G)],
             "d_bayes": [predictor_distance(ev.id_dmmse[g], ev.id_ridge[g], D) for g in range(G)],
+            "d_zero_ridge": [predictor_distance(torch.zeros_like(ev.id_ridge[g]), ev.id_ridge[g], D) for g in range(G)],
             "probe_ridge": ridge_predictor(px, py, cfg.sigma2).reshape(-1),
             "probe_dmmse": torch.stack(probe_dmmse).reshape(G, -1)}
 
@@ -248,13 +250,17 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     return model, log
 
 
-def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse: float) -> dict:
+def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse: float,
+                      d_zero_ridge: float | None = None) -> dict:
     """One group's transient, from its curves over checkpoints.
 
     ``t_crit``: step of the lowest OOD loss; ``ood_rise``: final minus lowest OOD loss, as a
     fraction of the gap ``ood_dmmse − ood_ridge`` between the two Bayes predictors;
-    ``ridge_phase``: some checkpoint has Δ(model, ridge) < Δ(model, dMMSE_M); ``crossed``: after
-    the first such checkpoint, a later one has Δ(model, dMMSE_M) < Δ(model, ridge).
+    ``ridge_phase``: some checkpoint is *ridge-like* — Δ(model, ridge) < Δ(model, dMMSE_M) and,
+    when ``d_zero_ridge`` = Δ(0, ridge) is given, Δ(model, ridge) < ½ Δ(0, ridge), so that an
+    untrained model predicting ≈ 0 (which ridge's shrinkage makes closer to ridge than to a
+    confident dMMSE_M) does not count; ``crossed``: after the first ridge-like checkpoint, a later
+    one has Δ(model, dMMSE_M) < Δ(model, ridge) (at ``t_cross``).
     """
     steps, ood = np.asarray(steps), np.asarray(ood, dtype=float)
     dr, dd = np.asarray(d_ridge, dtype=float), np.asarray(d_dmmse, dtype=float)
@@ -262,7 +268,10 @@ def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse:
         raise ValueError("steps, ood, d_ridge and d_dmmse must be non-empty and of equal length")
     i = int(np.argmin(ood))
     gap = ood_dmmse - ood_ridge
-    ridge_like = np.nonzero(dr < dd)[0]
+    near = dr < dd
+    if d_zero_ridge is not None:
+        near &= dr < 0.5 * d_zero_ridge
+    ridge_like = np.nonzero(near)[0]
     crossed = bool(len(ridge_like) and (dd[ridge_like[0]:] < dr[ridge_like[0]:]).any())
     return {"t_crit": int(steps[i]), "ood_min": float(ood[i]), "ood_final": float(ood[-1]),
             "ood_rise": float((ood[-1] - ood[i]) / gap) if gap > 0 else float("nan"),
