@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -295,3 +296,34 @@ def test_the_run_sizes_hold_together():
         assert set(S["curriculum_Ms"]) <= set(S["Ms"])   # each curriculum run has a fixed-M twin
         cc = ex.curriculum_config(S)
         assert cc.curriculum[0][0] == 0 and cc.M_at(math.inf, S["steps"]) == S["curriculum_stages"][-1]
+
+
+def test_full_run_pipeline_in_smoke_mode(monkeypatch):
+    from helpers.transient_ridge import __main__ as cli
+    monkeypatch.setenv("BOOK_MODE", "smoke")
+    out = cli.run("smoke", progress=False)
+    assert out.dir.parts[-3:] == (".scratch", "smoke", "transient_ridge")
+    assert out.read_run()["mode"] == "smoke"
+    m = out.load_json("metrics.json")
+    assert set(m) >= {"sweep", "curriculum", "pca", "llc_over_M", "llc_over_training", "llc_crosscheck", "timing"}
+    a = out.load_arrays("arrays.npz")
+    S = ex.sizes("smoke")
+    assert a["features"].shape == (len(m["sweep"]["step"]), len(S["Ms"]), S["n_probe"] * S["model"].K)
+    assert sorted(out.load_torch("final.pt")) == sorted(ex.label(M) for M in S["keep_final"])
+    ids = [c.id for c in out.load_claims().claims]
+    assert len(ids) == len(set(ids)) >= 13
+
+    # the claims follow the curves: plant a clean transient at M = 4 and 16 and the claim holds
+    sw = m["sweep"]
+    n, G = len(sw["step"]), len(sw["summary"])
+    t = np.linspace(0, 1, n)
+    for g, lab in enumerate(s["M"] for s in sw["summary"]):
+        for k in range(n):
+            planted = lab in ("4", "16")
+            sw["d_ridge"][k][g] = float(0.01 + (t[k] > 0.5) * t[k]) if planted else 1.0
+            sw["d_dmmse"][k][g] = float(0.5 - 0.49 * t[k]) if planted else 0.0
+            sw["ood"][k][g] = float(sw["ood_ridge_loss"] + (t[k] - 0.3) ** 2 * (sw["ood_dmmse_loss"][g] - sw["ood_ridge_loss"]))
+    sw["summary"] = ex.summaries(sw)
+    claims = {c.id: c for c in cli.claims(m)}
+    assert claims["transient_ridge"].holds and claims["transient_ridge"].measured["M with a transient"] == ["4", "16"]
+    assert claims["low_M_straight_to_dmmse"].holds
