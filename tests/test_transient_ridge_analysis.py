@@ -315,7 +315,7 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
 
     # the claims follow the curves: plant a clean transient at M = 4 and 16 and the claim holds
     sw = m["sweep"]
-    n, G = len(sw["step"]), len(sw["summary"])
+    n = len(sw["step"])
     t = np.linspace(0, 1, n)
     for g, lab in enumerate(s["M"] for s in sw["summary"]):
         for k in range(n):
