@@ -327,3 +327,25 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
     claims = {c.id: c for c in cli.claims(m)}
     assert claims["transient_ridge"].holds and claims["transient_ridge"].measured["M with a transient"] == ["4", "16"]
     assert claims["low_M_straight_to_dmmse"].holds
+
+
+def test_trajectory_pca_and_the_detour_on_planted_paths():
+    # two runs in a plane of a 30-dim feature space: one goes straight to its target, one via "ridge"
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(30, 2, generator=g, dtype=torch.float64))[0].T
+    ridge, target = torch.tensor([0.0, 0.0]), torch.tensor([4.0, 3.0])
+    t = torch.linspace(0, 1, 21, dtype=torch.float64)[:, None]
+    start = torch.tensor([-4.0, 0.0], dtype=torch.float64)
+    straight = start + (target - start) * t
+    half = torch.linspace(0, 1, 11, dtype=torch.float64)[:, None]
+    detour = torch.cat([start + (ridge - start) * half, ridge + (target - ridge) * half[1:]])
+    feats = torch.stack([straight @ basis, detour @ basis], 1)              # (21, 2, 30)
+    dm = torch.stack([target, target]).double() @ basis
+    proj = ex.trajectory_pca(feats, ridge.double() @ basis, dm, n_components=2)
+    assert proj["runs"].shape == (2, 21, 2) and proj["pca"].explained.sum() > 0.999
+    d_straight, d_detour = ex.pca_detour(proj, 0), ex.pca_detour(proj, 1)
+    assert d_detour["closest_to_ridge"] == pytest.approx(0, abs=1e-9) and d_detour["closest_index"] == 10
+    assert d_detour["final_to_dmmse"] == pytest.approx(0, abs=1e-9) and d_detour["final_to_ridge"] == pytest.approx(5)
+    assert d_straight["closest_to_ridge"] > 1.0                               # never passes through ridge
+    with pytest.raises(ValueError, match="n_checkpoints, G, F"):
+        ex.trajectory_pca(feats[0], ridge, dm)
