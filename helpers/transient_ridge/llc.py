@@ -165,5 +165,5 @@ def estimate_llc_devinterp(model: torch.nn.Module, loss_fn, loader, *, lr: float
             model, loader, evaluate=lambda m, batch: (loss_fn(m, batch), {}), sampling_method=SGLD,
             optimizer_kwargs=dict(lr=lr, nbeta=nbeta, localization=localization), num_chains=num_chains,
             num_draws=num_draws, num_burnin_steps=num_burnin, seed=seed, verbose=False, online=False,
-            init_loss=init_loss)
+            init_loss=init_loss, device=next(model.parameters()).device)   # its default would move the model to CPU
     return {"llc": float(out["llc/mean"]), "llc_std": float(out["llc/std"])}
