@@ -95,8 +95,9 @@ def run(mode: str, progress: bool = True) -> ResultStore:
     metrics["llc_over_M"] = _llc_record(est_M, [ex.label(M) for M in groups])
     arrays["llc_over_M_trace"] = est_M.loss_trace.numpy()
     g_llc = groups.index(S["llc_M"])
-    over_t = stack_models([_group_of(cfg, snap, g_llc) for _, snap in sorted(log["snapshots"].items())]).to(device)
-    one = ex.llc_batches(ex.sweep_config(dict(S, Ms=(S["llc_M"],))), S["llc_batch"], device=device)
+    over_t = stack_models([_grouped(cfg, snap).select(g_llc) for _, snap in sorted(log["snapshots"].items())])
+    over_t = over_t.to(device)
+    one = ex.one_M_batches(S, S["llc_M"], device=device)
     G_t = over_t.groups
     est_t = estimate_llc(over_t, group_losses, lambda i: tuple(x.expand(G_t, *x.shape[1:]) for x in one(i)),
                          **S["llc"])
@@ -145,9 +146,9 @@ def load(mode: str | None = None) -> ResultStore:
     return out
 
 
-def _group_of(cfg, state: dict, g: int) -> GroupedTransformer:
-    m = GroupedTransformer(cfg.model, 1)
-    m.load_state_dict({k: v[g:g + 1] for k, v in state.items()})
+def _grouped(cfg, state: dict) -> GroupedTransformer:
+    m = GroupedTransformer(cfg.model, len(cfg.groups))
+    m.load_state_dict(state)
     return m
 
 

@@ -96,6 +96,11 @@ def llc_batches(cfg: SweepConfig, batch: int, seed: int = 7, device="cpu"):
     return lambda i: draw(10_000_000 + i)
 
 
+def one_M_batches(S: dict, M, device="cpu"):
+    """:func:`llc_batches` for a single run at task count ``M`` (groups of 1; expand to share them)."""
+    return llc_batches(sweep_config(dict(S, Ms=(M,))), S["llc_batch"], device=device)
+
+
 def trajectory_pca(features: torch.Tensor, probe_ridge: torch.Tensor, probe_dmmse: torch.Tensor,
                    n_components: int = 4) -> dict:
     """Joint PCA of every group's checkpoints.
