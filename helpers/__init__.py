@@ -6,20 +6,26 @@ Core modules (used by every chapter):
 - :mod:`helpers.device`   — device choice (cuda → mps → cpu), seeding, environment report;
 - :mod:`helpers.training` — the training loop, checkpoint schedule, resume;
 - :mod:`helpers.results`  — atomic writes, provenance (``run.json``), claims (``claims.json``);
+- :mod:`helpers.seeds`    — the one way seeds are derived (``derive_seed``, generators per step/group);
+- :mod:`helpers.exercises` — ``ExerciseError``, raised by every chapter's exercise checkers;
 - :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook;
 - :mod:`helpers.checks`   — argument checks with clear errors;
 - :mod:`helpers.cli`      — the command line of every chapter's full run.
 """
 from .device import describe_device, environment, pick_device, seed_everything
 from .modes import MODES, by_mode, get_mode, set_mode
-from .results import Claim, ResultError, ResultStore, claims_table, output_root
-from .training import History, checkpoint_schedule, step_generator, train
+from .exercises import ExerciseError
+from .results import Claim, ResultError, ResultStore, RunOutput, claims_table, output_root
+from .seeds import derive_seed, numpy_generator, step_generator, torch_generator
+from .training import History, checkpoint_schedule, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MODES", "by_mode", "get_mode", "set_mode",
     "describe_device", "environment", "pick_device", "seed_everything",
-    "Claim", "ResultError", "ResultStore", "claims_table", "output_root",
-    "History", "checkpoint_schedule", "step_generator", "train",
+    "ExerciseError",
+    "Claim", "ResultError", "ResultStore", "RunOutput", "claims_table", "output_root",
+    "derive_seed", "numpy_generator", "step_generator", "torch_generator",
+    "History", "checkpoint_schedule", "train",
 ]

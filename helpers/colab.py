@@ -19,6 +19,8 @@ import re
 import sys
 from pathlib import Path
 
+import yaml
+
 from .results import atomic_write_text, repo_root
 
 BOOTSTRAP_TAG = "colab-bootstrap"
@@ -37,17 +39,19 @@ if "google.colab" in sys.modules:
 
 
 def repository_setting(config_path: Path | None = None) -> tuple[str, str]:
-    """``(url, branch)`` from the ``repository:`` section of ``_config.yml``."""
+    """``(url, branch)`` from the ``repository:`` section of ``_config.yml`` (read with a YAML parser)."""
     config_path = repo_root() / "_config.yml" if config_path is None else Path(config_path)
-    text = config_path.read_text(encoding="utf-8")
-    section = re.search(r"^repository:\s*\n((?:[ \t]+.*\n?)+)", text, flags=re.MULTILINE)
-    if section is None:
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{config_path} is not valid YAML: {e}") from None
+    section = config.get("repository") if isinstance(config, dict) else None
+    if not isinstance(section, dict):
         raise ValueError(f"{config_path} has no 'repository:' section with the repository url")
-    fields = dict(re.findall(r"^[ \t]+(\w+):[ \t]*\"?([^\"\n#]*?)\"?[ \t]*(?:#.*)?$", section.group(1), re.MULTILINE))
-    url = fields.get("url", "").strip()
+    url = str(section.get("url") or "").strip()
     if not re.match(r"^https://\S+$", url):
         raise ValueError(f"repository.url in {config_path} must be an https URL; got {url!r}")
-    return url, fields.get("branch", "main").strip() or "main"
+    return url, str(section.get("branch") or "main").strip() or "main"
 
 
 def bootstrap_source(url: str | None = None, branch: str | None = None) -> str:

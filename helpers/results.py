@@ -1,18 +1,17 @@
 """Results I/O: the contract between full runs, notebooks and checks.
 
-A chapter's full run writes ``results/<chapter>/``:
+A chapter's full run writes ``results/<chapter>/`` through a :class:`ResultStore`:
 
-- data files (JSON, ``.npz`` arrays, small ``.pt`` checkpoints), each written atomically;
-- ``run.json`` — provenance written by the code: git commit, command, mode, device, torch
-  version, seeds, wall-clock seconds, date, and the chapter's result ``schema`` version;
-- ``claims.json`` — a list of ``{"id", "claim", "paper", "measured", "holds"}`` records
-  (plus an optional ``"criterion"``), rendered in the chapter by :func:`claims_table`.
+- data files (``metrics.json``, ``.npz`` arrays, small ``.pt`` checkpoints), each written atomically;
+- ``claims.json`` — the chapter's :class:`Claim` records, made by ``helpers.<chapter>.claims``
+  from the run's metrics and rendered in the chapter by :class:`ClaimsTable`;
+- ``run.json`` — provenance written by the code (:data:`RUN_FIELDS`), last, so a run.json always
+  describes complete files.
 
-Reading a missing, corrupt or stale result raises a :class:`ResultError` whose message names the
-command that recreates it.
+Reading a missing, corrupt or stale (other ``schema``) result raises a :class:`ResultError` whose
+message names the command that recreates it.
 
-Used in: every chapter's ``python -m helpers.<chapter>`` command and default-mode notebooks;
-``book/getting_started.ipynb`` shows a round trip.
+Used in: every chapter's ``python -m helpers.<chapter>`` command and default-mode notebooks.
 """
 from __future__ import annotations
 
@@ -25,21 +24,19 @@ import platform
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 
 from .modes import check_mode
 
-CLAIM_FIELDS = ("id", "claim", "paper", "measured", "holds")
-RUN_FIELDS = (
-    "chapter", "schema", "command", "mode", "git_commit", "git_dirty", "device", "torch_version",
-    "python_version", "seeds", "seconds", "date",
-)
-
+CLAIM_FIELDS = ("id", "kind", "claim", "paper", "measured", "holds", "criterion")
+CLAIM_KINDS = ("paper", "extension")
+RUN_FIELDS = ("chapter", "schema", "command", "mode", "git_commit", "git_dirty", "device", "torch_version",
+              "python_version", "seeds", "seconds", "date")
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -61,39 +58,24 @@ class StaleResultError(ResultError):
     """The result was written by another schema version of the chapter's code."""
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
-
-
 def repo_root() -> Path:
     """The repository root (the folder holding ``helpers/``)."""
     return Path(__file__).resolve().parents[1]
 
 
 def output_root(mode: str) -> Path:
-    """Where a run in ``mode`` writes: ``results/`` for full runs, ``.scratch/<mode>/`` otherwise.
-
-    Only full runs may replace the committed results; smoke and default runs of the same command
-    write to an ignored scratch folder so that CI never touches ``results/``. The environment
-    variable ``BOOK_RESULTS`` overrides the full-mode root.
-    """
-    mode = check_mode(mode)
-    if mode == "full":
+    """Where a run in ``mode`` writes: ``results/`` (or ``$BOOK_RESULTS``) for full runs, else
+    ``.scratch/<mode>/`` — so smoke and default runs never touch the committed results."""
+    if check_mode(mode) == "full":
         return Path(os.environ.get("BOOK_RESULTS", repo_root() / "results"))
     return repo_root() / ".scratch" / mode
 
 
-# --------------------------------------------------------------------------------------------
-# atomic writes
-
+# -------------------------------------------------------------------------------- writing
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, rename.
-
-    If anything fails mid-write, ``path`` keeps its previous content (or stays absent) and the
-    temp file is removed.
-    """
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename): on any
+    failure ``path`` keeps its previous content (or stays absent) and no temp file is left."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes; got {type(data).__name__}")
     path = Path(path)
@@ -107,10 +89,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary shared files
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -122,28 +101,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _to_jsonable(obj: Any) -> Any:
+def _jsonable(obj: Any) -> Any:
+    """Tensors and arrays become lists, NumPy scalars Python numbers, NaN null, ±inf "inf"/"-inf"."""
     if isinstance(obj, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return _to_jsonable(obj.detach().cpu().tolist())
-    if isinstance(obj, np.ndarray):
-        return _to_jsonable(obj.tolist())
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        return _jsonable((obj.detach().cpu() if isinstance(obj, torch.Tensor) else obj).tolist())
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()
     if isinstance(obj, float) and not np.isfinite(obj):
         return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+    return str(obj) if isinstance(obj, Path) else obj
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically (tensors and arrays become lists, NaN becomes null)."""
-    text = json.dumps(_to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    """Write ``obj`` as indented JSON, atomically (see :func:`_jsonable` for the conversions)."""
+    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
@@ -153,104 +128,114 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-# --------------------------------------------------------------------------------------------
-# provenance
-
+# -------------------------------------------------------------------------------- provenance
 
 def git_commit(root: Path | None = None) -> tuple[str, bool | None]:
-    """The current commit hash and whether the working tree has uncommitted changes.
-
-    Changes under ``results/`` do not count: a full run rewrites its own results before it
-    writes ``run.json``, and those are its outputs, not the code that made them. Untracked
-    files do not count either. Returns ``("unknown", None)`` outside a git checkout or without git.
-    """
-    root = repo_root() if root is None else root
+    """``(commit, dirty)`` of the checkout; ``("unknown", None)`` outside git. Changes under
+    ``results/`` (a run's own outputs) and untracked files do not make the tree dirty."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root or repo_root(), capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=root,
-            capture_output=True,
-            text=True, timeout=10, check=True,
-        ).stdout.strip()
-        return commit, bool(status)
+        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                                  ":(exclude)results"))
     except (OSError, subprocess.SubprocessError):
         return "unknown", None
 
 
-def provenance(
-    *, chapter: str, schema: int, command: str, mode: str, device: str, seeds: Iterable[int],
-    seconds: float, extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``run.json`` record for one run (see :data:`RUN_FIELDS`)."""
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _argv_command() -> str:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        return " ".join(["python -m", spec.name.removesuffix(".__main__"), *sys.argv[1:]])
+    return " ".join(["python", *sys.argv])
+
+
+def provenance(*, chapter: str, schema: int, command: str, mode: str, device: str, seeds: Iterable[int],
+               seconds: float, extra: Mapping[str, Any] | None = None,
+               git: tuple[str, bool | None] | None = None) -> dict[str, Any]:
+    """The ``run.json`` record of one run (fields :data:`RUN_FIELDS`, plus ``extra`` if given).
+
+    ``git``: ``(commit, dirty)`` read when the run STARTED (default: read now) — the code that ran
+    is the code at the start, whatever changes in the tree while a long run goes on."""
     mode = check_mode(mode)
     if not isinstance(seconds, (int, float)) or not np.isfinite(seconds) or seconds < 0:
         raise ValueError(f"seconds must be a finite number >= 0; got {seconds!r}")
-    commit, dirty = git_commit()
-    record = {
-        "chapter": chapter,
-        "schema": int(schema),
-        "command": command,
-        "mode": mode,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "device": device,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "seeds": [int(s) for s in seeds],
-        "seconds": round(float(seconds), 2),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    commit, dirty = git_commit() if git is None else git
+    record = dict(chapter=chapter, schema=int(schema), command=command, mode=mode, git_commit=commit,
+                  git_dirty=dirty, device=device, torch_version=torch.__version__,
+                  python_version=platform.python_version(), seeds=[int(s) for s in seeds],
+                  seconds=round(float(seconds), 2), date=_now())
     if extra:
-        record["extra"] = _to_jsonable(dict(extra))
+        record["extra"] = _jsonable(dict(extra))
     return record
 
 
-# --------------------------------------------------------------------------------------------
-# claims
-
+# -------------------------------------------------------------------------------- claims
 
 @dataclass(frozen=True)
 class Claim:
-    """One measured claim: the paper's statement, what the paper reports, what we measured."""
+    """One verdict of a chapter's claims table.
+
+    ``kind`` is ``"paper"`` (``claim`` is the paper's statement, ``paper`` what the paper reports)
+    or ``"extension"`` (the book's own experiment; ``paper`` then says what it relates to).
+    ``criterion`` is the pass mark in words, decided before the run; ``measured`` what this run
+    measured; ``holds`` whether the measurement meets the criterion.
+    """
 
     id: str
     claim: str
     paper: str
     measured: Any
     holds: bool
-    criterion: str = ""
+    criterion: str
+    kind: str = "paper"
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"claim id must be a non-empty string; got {self.id!r}")
         if not isinstance(self.holds, (bool, np.bool_)):
             raise TypeError(f"claim {self.id!r}: holds must be a bool; got {type(self.holds).__name__}")
+        if self.kind not in CLAIM_KINDS:
+            raise ValueError(f"claim {self.id!r}: kind must be one of {CLAIM_KINDS}; got {self.kind!r}")
+        if not isinstance(self.criterion, str) or not self.criterion.strip():
+            raise ValueError(f"claim {self.id!r}: criterion must say the pass mark in words; got {self.criterion!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        record = {"id": self.id, "claim": self.claim, "paper": self.paper,
-                  "measured": _to_jsonable(self.measured), "holds": bool(self.holds)}
-        if self.criterion:
-            record["criterion"] = self.criterion
-        return record
+        return {"id": self.id, "kind": self.kind, "claim": self.claim, "paper": self.paper,
+                "measured": _jsonable(self.measured), "holds": bool(self.holds), "criterion": self.criterion}
+
+    @classmethod
+    def from_dict(cls, record: Any, where: str = "claims") -> "Claim":
+        if not isinstance(record, Mapping):
+            raise CorruptResultError(f"{where}: each claim must be a JSON object; got {type(record).__name__}")
+        missing = [k for k in CLAIM_FIELDS if k not in record]
+        if missing:
+            raise CorruptResultError(f"{where}: claim {record.get('id', '?')!r} lacks fields {missing}")
+        return cls(**{k: record[k] for k in CLAIM_FIELDS})
 
 
-def _claim_from_dict(record: Any, where: str) -> Claim:
-    if not isinstance(record, Mapping):
-        raise CorruptResultError(f"{where}: each claim must be a JSON object; got {type(record).__name__}")
-    missing = [k for k in CLAIM_FIELDS if k not in record]
-    if missing:
-        raise CorruptResultError(f"{where}: claim {record.get('id', '?')!r} lacks fields {missing}")
-    return Claim(id=record["id"], claim=record["claim"], paper=record["paper"], measured=record["measured"],
-                 holds=bool(record["holds"]), criterion=record.get("criterion", ""))
+def _cell(value: Any) -> str:
+    """A measured value as short text: floats to 4 significant digits, dicts as ``k: v`` lists."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
 
 
 class ClaimsTable:
-    """The claims of a chapter, rendered as an HTML table in notebooks and as Markdown in text."""
+    """A chapter's claims; shows as an HTML table in notebooks and as Markdown in text."""
 
-    def __init__(self, claims: Iterable[Claim], source: str = ""):
-        self.claims = list(claims)
+    HEADER = ("claim", "kind", "paper / relates to", "measured here", "criterion", "holds?")
+
+    def __init__(self, claims: Iterable[Claim | Mapping[str, Any]], source: str = ""):
+        self.claims = [c if isinstance(c, Claim) else Claim.from_dict(c) for c in claims]
         self.source = source
 
     def __len__(self) -> int:
@@ -262,57 +247,58 @@ class ClaimsTable:
                 return c
         raise KeyError(f"no claim with id {claim_id!r}; ids are {[c.id for c in self.claims]}")
 
-    @staticmethod
-    def _measured(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        if isinstance(value, Mapping):
-            return ", ".join(f"{k}: {ClaimsTable._measured(v)}" for k, v in value.items())
-        if isinstance(value, (list, tuple)):
-            return ", ".join(ClaimsTable._measured(v) for v in value)
-        return str(value)
+    def rows(self) -> list[tuple[str, ...]]:
+        return [(f"{c.id}: {c.claim}", c.kind, str(c.paper), _cell(c.measured), c.criterion,
+                 "✅ yes" if c.holds else "❌ no") for c in self.claims]
 
     def _repr_markdown_(self) -> str:
-        lines = ["| claim | paper | measured here | holds? |", "|---|---|---|---|"]
-        for c in self.claims:
-            cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-            crit = f" (criterion: {c.criterion})" if c.criterion else ""
-            lines.append(f"| **{cell(c.id)}** {cell(c.claim)} | {cell(c.paper)} | "
-                         f"{cell(self._measured(c.measured))}{cell(crit)} | {'✅ yes' if c.holds else '❌ no'} |")
-        return "\n".join(lines)
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|").replace("\n", " ")
+        lines = ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
+        return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in self.rows()])
 
     def _repr_html_(self) -> str:
-        rows = []
-        for c in self.claims:
-            crit = f"<br><small>criterion: {html.escape(c.criterion)}</small>" if c.criterion else ""
-            verdict = "✅ yes" if c.holds else "❌ no"
-            rows.append(
-                f"<tr><td><b>{html.escape(c.id)}</b><br>{html.escape(str(c.claim))}</td>"
-                f"<td>{html.escape(str(c.paper))}</td>"
-                f"<td>{html.escape(self._measured(c.measured))}{crit}</td><td>{verdict}</td></tr>"
-            )
+        head = "".join(f"<th>{h}</th>" for h in self.HEADER)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>" for row in self.rows())
         caption = f"<caption>{html.escape(self.source)}</caption>" if self.source else ""
-        return ("<table>" + caption + "<thead><tr><th>claim</th><th>paper</th><th>measured here</th>"
-                "<th>holds?</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def __str__(self) -> str:
         return self._repr_markdown_()
 
 
-# --------------------------------------------------------------------------------------------
-# the store
+def claims_table(claims: Iterable[Claim | Mapping[str, Any]], source: str = "") -> ClaimsTable:
+    """Render claims (records or :class:`Claim`) as a table."""
+    return ClaimsTable(claims, source)
+
+
+# -------------------------------------------------------------------------------- the store
+
+@dataclass
+class RunOutput:
+    """What a chapter's full run returns: ``metrics`` (→ ``metrics.json``, everything its claims
+    need), ``files`` (name → arrays dict for ``.npz``, any torch object for ``.pt``), the seeds,
+    the device's name, the wall-clock seconds, and ``git``: ``(commit, dirty)`` when it started
+    (:func:`git_commit`; the command line fills it in)."""
+
+    metrics: dict
+    seeds: list[int]
+    device: str
+    seconds: float
+    files: dict[str, Any] = field(default_factory=dict)
+    git: tuple[str, bool | None] | None = None
 
 
 class ResultStore:
-    """The results folder of one chapter.
+    """The results folder of one chapter, ``<root>/<chapter>/``.
 
     Args:
-        chapter: the chapter's folder name (``'tree_cot'``, ``'multistep_gd'``, ...).
-        schema: the version of the results' layout; bump it when the layout changes so that
-            old results are reported as stale instead of misread.
+        chapter: the chapter's folder name (``'tree_cot'``, …).
+        schema: version of the results' layout; bump it when the layout changes, so that old
+            results are reported as stale instead of misread.
         module: the module whose ``--mode full`` run recreates the results, or
-        command: how to recreate them, in words (give exactly one of the two).
-        root: the folder holding the chapter folders (default: ``results/`` of the repository).
+        command: how to recreate them, in words (exactly one of the two).
+        root: the folder holding the chapter folders (default: the repository's ``results/``).
     """
 
     def __init__(self, chapter: str, *, schema: int, module: str | None = None, command: str | None = None,
@@ -323,15 +309,16 @@ class ResultStore:
             raise ValueError(f"schema must be an int >= 1; got {schema!r}")
         if (module is None) == (command is None):
             raise ValueError("give exactly one of module (a 'python -m' module) or command (how to recreate the results)")
-        self.chapter = chapter
-        self.module = module
-        self.schema = schema
+        self.chapter, self.schema, self.module = chapter, schema, module
         self.command = command if command is not None else f"python -m {module} --mode full"
         self.root = Path(root) if root is not None else repo_root() / "results"
         self.dir = self.root / chapter
 
     def path(self, name: str) -> Path:
         return self.dir / name
+
+    def exists(self, name: str = "run.json") -> bool:
+        return self.path(name).is_file()
 
     def _hint(self) -> str:
         hint = f"Recreate it with `{self.command}`"
@@ -349,98 +336,86 @@ class ResultStore:
         if not name.endswith(".npz"):
             raise ValueError(f"name must end with '.npz'; got {name!r}")
         buffer = io.BytesIO()
-        as_numpy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-                    for k, v in arrays.items()}
-        np.savez_compressed(buffer, **as_numpy)
+        np.savez_compressed(buffer, **{k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+                                       for k, v in arrays.items()})
         return atomic_write_bytes(self.path(name), buffer.getvalue())
 
     def save_torch(self, name: str, obj: Any) -> Path:
         return save_torch(self.path(name), obj)
 
     def write_run(self, *, mode: str, device: str, seeds: Iterable[int], seconds: float,
-                  command: str | None = None, extra: Mapping[str, Any] | None = None) -> Path:
-        """Write ``run.json`` (provenance) for a run that just finished."""
-        record = provenance(chapter=self.chapter, schema=self.schema, command=command or self._argv_command(),
-                            mode=mode, device=device, seeds=seeds, seconds=seconds, extra=extra)
-        return write_json(self.path("run.json"), record)
-
-    @staticmethod
-    def _argv_command() -> str:
-        main = sys.modules.get("__main__")
-        spec = getattr(main, "__spec__", None)
-        if spec is not None and spec.name:
-            return " ".join(["python -m", spec.name.removesuffix(".__main__"), *sys.argv[1:]])
-        return " ".join(["python", *sys.argv])
+                  command: str | None = None, extra: Mapping[str, Any] | None = None,
+                  git: tuple[str, bool | None] | None = None) -> Path:
+        """Write ``run.json`` (provenance) for a run that just finished (``git``: see :func:`provenance`)."""
+        return write_json(self.path("run.json"), provenance(
+            chapter=self.chapter, schema=self.schema, command=command or _argv_command(), mode=mode, device=device,
+            seeds=seeds, seconds=seconds, extra=extra, git=git))
 
     def write_claims(self, claims: Iterable[Claim | Mapping[str, Any]]) -> Path:
-        """Write ``claims.json``; every record needs the fields :data:`CLAIM_FIELDS`."""
-        parsed = [c if isinstance(c, Claim) else _claim_from_dict(c, "write_claims") for c in claims]
+        """Write ``claims.json``; every record needs the fields :data:`CLAIM_FIELDS`, ids unique."""
+        parsed = [c if isinstance(c, Claim) else Claim.from_dict(c, "write_claims") for c in claims]
         ids = [c.id for c in parsed]
         if len(set(ids)) != len(ids):
             raise ValueError(f"claim ids must be unique; got {ids}")
         return write_json(self.path("claims.json"), [c.to_dict() for c in parsed])
 
+    def save_run(self, run: RunOutput, claims: Iterable[Claim], *, mode: str) -> Path:
+        """Write a full run's files, ``metrics.json``, ``claims.json`` and, last, ``run.json``."""
+        for name, obj in run.files.items():
+            self.save_arrays(name, obj) if name.endswith(".npz") else self.save_torch(name, obj)
+        self.save_json("metrics.json", run.metrics)
+        self.write_claims(claims)
+        return self.write_run(mode=mode, device=run.device, seeds=run.seeds, seconds=run.seconds, git=run.git)
+
+    def rederive_claims(self, evaluate: Callable[[dict], list[Claim]]) -> Path:
+        """Re-judge the stored run: ``claims.json`` from ``evaluate(metrics.json)``, with no
+        retraining; ``run.json`` records when and at which commit (``claims_rederived``)."""
+        self.write_claims(evaluate(self.load_json("metrics.json")))
+        run = self.read_run()
+        commit, dirty = git_commit()
+        run["claims_rederived"] = {"git_commit": commit, "git_dirty": dirty, "date": _now()}
+        return write_json(self.path("run.json"), run)
+
     # -- reading
-    def _read_bytes(self, name: str) -> bytes:
+    def _load(self, name: str, parse: Callable[[bytes], Any], check_run: bool = True) -> Any:
+        if check_run:
+            self.read_run()
         path = self.path(name)
         if not path.is_file():
             raise MissingResultError(f"Result {path} does not exist. {self._hint()}")
-        return path.read_bytes()
-
-    def _read_json_file(self, name: str) -> Any:
-        data = self._read_bytes(name)
         try:
-            return json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CorruptResultError(f"Result {self.path(name)} is corrupt ({_first_line(e)}). {self._hint()}") from None
+            return parse(path.read_bytes())
+        except Exception as e:  # json, numpy and torch raise several types for a damaged file
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise CorruptResultError(f"Result {path} is corrupt ({first}). {self._hint()}") from None
 
     def read_run(self) -> dict[str, Any]:
         """``run.json``, checked for its fields and for this code's schema version."""
-        run = self._read_json_file("run.json")
-        if not isinstance(run, dict) or any(k not in run for k in RUN_FIELDS):
-            missing = [k for k in RUN_FIELDS if not isinstance(run, dict) or k not in run]
+        run = self._load("run.json", json.loads, check_run=False)
+        missing = [k for k in RUN_FIELDS if not isinstance(run, dict) or k not in run]
+        if missing:
             raise CorruptResultError(f"{self.path('run.json')} lacks fields {missing}. {self._hint()}")
         if run["schema"] != self.schema:
-            raise StaleResultError(
-                f"Results in {self.dir} were written by schema version {run['schema']}, but this code reads "
-                f"version {self.schema}. {self._hint()}"
-            )
+            raise StaleResultError(f"Results in {self.dir} were written by schema version {run['schema']}, but this "
+                                   f"code reads version {self.schema}. {self._hint()}")
         return run
 
     def load_json(self, name: str) -> Any:
-        self.read_run()
-        return self._read_json_file(name)
+        return self._load(name, json.loads)
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray]:
-        self.read_run()
-        data = self._read_bytes(name)
-        try:
+        def parse(data: bytes) -> dict[str, np.ndarray]:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, EOFError) as e:
-            raise CorruptResultError(f"Result {self.path(name)} is corrupt ({_first_line(e)}). {self._hint()}") from None
+        return self._load(name, parse)
 
     def load_torch(self, name: str) -> Any:
-        self.read_run()
-        data = self._read_bytes(name)
-        try:
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for a damaged file
-            raise CorruptResultError(f"Result {self.path(name)} is corrupt ({_first_line(e)}). {self._hint()}") from None
+        return self._load(name, lambda data: torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
 
     def load_claims(self) -> ClaimsTable:
         """``claims.json`` as a :class:`ClaimsTable` (displays as a table in a notebook)."""
-        self.read_run()
-        records = self._read_json_file("claims.json")
+        records = self.load_json("claims.json")
         if not isinstance(records, list):
             raise CorruptResultError(f"{self.path('claims.json')} must hold a JSON list. {self._hint()}")
-        where = str(self.path("claims.json"))
-        return ClaimsTable([_claim_from_dict(r, where) for r in records], source=f"{self.chapter}: claims.json")
-
-    def exists(self, name: str = "run.json") -> bool:
-        return self.path(name).is_file()
-
-
-def claims_table(claims: Iterable[Claim | Mapping[str, Any]], source: str = "") -> ClaimsTable:
-    """Render claims (records or :class:`Claim`) as a table."""
-    return ClaimsTable([c if isinstance(c, Claim) else _claim_from_dict(c, "claims_table") for c in claims], source)
+        return ClaimsTable([Claim.from_dict(r, str(self.path("claims.json"))) for r in records],
+                           source=f"{self.chapter}: claims.json")

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .modes import get_mode
 from .results import save_torch
+from .seeds import step_generator  # noqa: F401  (re-exported: the batch of a step)
 
 
 class NonFiniteLossError(ValueError):
@@ -55,15 +56,6 @@ def checkpoint_schedule(total_steps: int, *, every: int | None = None, n_log: in
     if n_log > 0:
         steps.update(np.unique(np.round(np.logspace(0, math.log10(total_steps), n_log)).astype(int)).tolist())
     return sorted(s for s in steps if 0 <= s <= total_steps)
-
-
-def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator seeded by ``(seed, step)``: the batch of a step is the same in any run."""
-    if seed < 0 or step < 0:
-        raise ValueError(f"seed and step must be >= 0; got seed={seed}, step={step}")
-    g = torch.Generator(device=device)
-    g.manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63 - 1))
-    return g
 
 
 @dataclass

@@ -10,6 +10,17 @@ def test_repository_setting_is_read_from_config():
     assert url.startswith("https://") and branch
 
 
+@pytest.mark.parametrize("config", [
+    "repository: {url: 'https://example.org/r', branch: dev}  # flow style\n",
+    "title: t\nrepository:\n  # the address\n  url: \"https://example.org/r\"   # quoted, commented\n  branch: dev\n",
+    "repository:\n  branch: dev\n  url: >-\n    https://example.org/r\n",
+])
+def test_repository_setting_reads_any_yaml_spelling(tmp_path, config):
+    path = tmp_path / "_config.yml"
+    path.write_text(config)
+    assert colab.repository_setting(path) == ("https://example.org/r", "dev")
+
+
 def test_bootstrap_is_a_noop_outside_colab():
     namespace = {}
     exec(colab.bootstrap_source("https://example.org/repo", "main"), namespace)  # must not clone or install
@@ -25,6 +36,8 @@ def test_bootstrap_carries_the_url_and_branch():
 @pytest.mark.parametrize("config, match", [
     ("title: x\n", "no 'repository:' section"),
     ("repository:\n  url: ftp://x\n", "must be an https URL"),
+    ("repository: [1, 2]\n", "no 'repository:' section"),
+    ("repository:\n  url: [unclosed\n", "not valid YAML"),
 ])
 def test_bad_repository_setting(tmp_path, config, match):
     path = tmp_path / "_config.yml"

@@ -8,7 +8,7 @@ import torch
 
 from helpers import results
 from helpers.results import (
-    CLAIM_FIELDS, RUN_FIELDS, Claim, CorruptResultError, MissingResultError, ResultStore, StaleResultError,
+    CLAIM_FIELDS, RUN_FIELDS, Claim, CorruptResultError, MissingResultError, ResultStore, RunOutput, StaleResultError,
     atomic_write_bytes, atomic_write_text, claims_table, output_root, write_json,
 )
 
@@ -221,14 +221,16 @@ def claim(i="c1", holds=True):
 def test_claims_round_trip_and_render(tmp_path):
     store = store_in(tmp_path)
     store.write_run(mode="full", device="cpu", seeds=[0], seconds=1.0)
-    store.write_claims([claim("c1", True), dict(id="c2", claim="x", paper="y", measured=3, holds=False)])
+    store.write_claims([claim("c1", True), dict(id="c2", kind="extension", claim="x", paper="y", measured=3,
+                                                holds=False, criterion="x > 4")])
     records = json.loads((tmp_path / "demo" / "claims.json").read_text())
     assert all(set(CLAIM_FIELDS) <= set(r) for r in records)
+    assert [r["kind"] for r in records] == ["paper", "extension"]
     table = store.load_claims()
-    assert len(table) == 2 and table["c1"].holds and not table["c2"].holds
+    assert len(table) == 2 and table["c1"].holds and not table["c2"].holds and table["c2"].kind == "extension"
     html, md = table._repr_html_(), table._repr_markdown_()
     assert "0.991" in html and "acc &gt; 0.95" in html and "✅ yes" in html and "❌ no" in html
-    assert md.count("\n") == 3 and "| **c2** x | y | 3 | ❌ no |" in md
+    assert md.count("\n") == 3 and "| c2: x | extension | y | 3 | x > 4 | ❌ no |" in md
     with pytest.raises(KeyError, match="no claim with id 'c3'"):
         table["c3"]
 
@@ -236,13 +238,19 @@ def test_claims_round_trip_and_render(tmp_path):
 def test_claims_need_every_field_and_unique_ids(tmp_path):
     store = store_in(tmp_path)
     with pytest.raises(CorruptResultError, match=r"lacks fields \['holds'\]"):
-        store.write_claims([dict(id="c", claim="x", paper="y", measured=1)])
+        store.write_claims([dict(id="c", kind="paper", claim="x", paper="y", measured=1, criterion="x")])
+    with pytest.raises(CorruptResultError, match=r"lacks fields \['kind', 'criterion'\]"):
+        store.write_claims([dict(id="c", claim="x", paper="y", measured=1, holds=True)])
     with pytest.raises(ValueError, match="claim ids must be unique"):
         store.write_claims([claim("c"), claim("c")])
     with pytest.raises(TypeError, match="holds must be a bool"):
-        Claim(id="c", claim="x", paper="y", measured=1, holds="yes")
+        Claim(id="c", claim="x", paper="y", measured=1, holds="yes", criterion="x")
     with pytest.raises(ValueError, match="claim id must be a non-empty string"):
-        Claim(id="", claim="x", paper="y", measured=1, holds=True)
+        Claim(id="", claim="x", paper="y", measured=1, holds=True, criterion="x")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Claim(id="c", claim="x", paper="y", measured=1, holds=True, criterion="x", kind="ours")
+    with pytest.raises(ValueError, match="criterion must say the pass mark"):
+        Claim(id="c", claim="x", paper="y", measured=1, holds=True, criterion=" ")
 
 
 def test_corrupt_claims_file(tmp_path):
@@ -267,3 +275,42 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path):
     path = atomic_write_text(tmp_path / "x.txt", "x")
     mode = stat.S_IMODE(path.stat().st_mode)
     assert mode == 0o666 & ~results._UMASK and mode & 0o044  # readable by group and others
+
+
+def test_save_run_writes_everything_and_claims_can_be_rederived(tmp_path):
+    store = store_in(tmp_path)
+    run = RunOutput(metrics={"acc": 0.97}, seeds=[0, 1], device="cpu", seconds=2.0,
+                    files={"a.npz": {"x": np.arange(3)}, "w.pt": {"w": torch.ones(2)}}, git=("abc", False))
+    store.save_run(run, [claim("c1", True)], mode="full")
+    assert store.read_run()["git_commit"] == "abc" and store.read_run()["seeds"] == [0, 1]
+    assert store.load_json("metrics.json") == {"acc": 0.97} and "x" in store.load_arrays("a.npz")
+
+    def evaluate(metrics):   # a stricter pass mark, judged again from the stored metrics alone
+        return [Claim("c1", "the thing happens", "Fig. 2", metrics["acc"], metrics["acc"] > 0.99, "acc > 0.99")]
+    store.rederive_claims(evaluate)
+    assert not store.load_claims()["c1"].holds
+    run_json = store.read_run()
+    assert run_json["git_commit"] == "abc" and set(run_json["claims_rederived"]) == {"git_commit", "git_dirty", "date"}
+
+
+def test_cli_runs_saves_and_rederives(tmp_path, monkeypatch, capsys):
+    from helpers.cli import run_main
+    monkeypatch.setenv("BOOK_RESULTS", str(tmp_path))
+    calls = []
+
+    def full_run(mode, progress=True):
+        calls.append(mode)
+        return RunOutput(metrics={"acc": 0.97}, seeds=[0], device="cpu", seconds=0.1)
+
+    def evaluate(metrics):
+        return [claim("c1", metrics["acc"] > 0.95)]
+
+    def store(root=None):
+        return ResultStore("demo", module="helpers.demo", schema=1, root=root)
+
+    assert run_main("helpers.demo", "Demo.", full_run=full_run, evaluate=evaluate, store=store, argv=["--mode", "full"]) == 0
+    assert calls == ["full"] and store(tmp_path).load_claims()["c1"].holds
+    assert run_main("helpers.demo", "Demo.", full_run=full_run, evaluate=evaluate, store=store,
+                    argv=["--claims-only"]) == 0
+    assert calls == ["full"] and "claims_rederived" in store(tmp_path).read_run()
+    assert "1/1 claims hold" in capsys.readouterr().out

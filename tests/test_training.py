@@ -180,5 +180,5 @@ def test_step_generator_depends_only_on_seed_and_step():
     assert torch.equal(a, torch.rand(3, generator=step_generator(1, 5)))
     assert not torch.equal(a, torch.rand(3, generator=step_generator(1, 6)))
     assert not torch.equal(a, torch.rand(3, generator=step_generator(2, 5)))
-    with pytest.raises(ValueError, match="seed and step must be >= 0"):
+    with pytest.raises(ValueError, match="seed keys must be ints >= 0; key 0 is -1"):
         step_generator(-1, 0)

@@ -1,15 +1,19 @@
 """Chapter 3 analysis: joint trajectory PCA on planted structure; the SGLD LLC on models with a known answer."""
 from __future__ import annotations
 
+import json
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from helpers.transient_ridge.llc import NonFiniteSamplingError, estimate_llc, quadratic_llc
-from helpers.transient_ridge.model import GroupedTransformer, ModelConfig
-from helpers.transient_ridge.pca import fit_joint_pca, prediction_features
+from helpers import output_root
+
+from helpers.transient_ridge import NonFiniteSamplingError, estimate_llc, quadratic_llc
+from helpers.transient_ridge import GroupedTransformer, ModelConfig
+from helpers.transient_ridge import fit_joint_pca, prediction_features
 
 
 def test_pca_recovers_a_planted_plane():
@@ -103,9 +107,9 @@ def test_llc_bad_input_and_divergence():
 # --------------------------------------------------------------------------------------------
 # the sweep
 
-from helpers.transient_ridge.sweep import (SweepConfig, batch_fn, group_losses, make_model,  # noqa: E402
+from helpers.transient_ridge import (SweepConfig, batch_fn, group_losses, make_model,  # noqa: E402
                                           time_grouped_vs_separate, train_sweep, transient_summary)
-from helpers.transient_ridge.data import TaskPool  # noqa: E402
+from helpers.transient_ridge import TaskPool  # noqa: E402
 
 TINY = ModelConfig(D=2, K=4, d_model=8, n_layers=1, n_heads=2, d_mlp=8)
 
@@ -174,8 +178,9 @@ def test_grouped_vs_separate_timing_runs():
 
 
 def test_dmmse_exercise_checker():
-    from helpers.transient_ridge.bayes import dmmse_estimates
-    from helpers.transient_ridge.exercises import ExerciseError, check_dmmse
+    from helpers.transient_ridge import dmmse_estimates
+    from helpers import ExerciseError
+    from helpers.transient_ridge import check_dmmse
     assert check_dmmse(lambda xs, ys, tasks, s2: dmmse_estimates(xs, ys, tasks, s2)).startswith("Correct")
 
     def inclusive(xs, ys, tasks, s2):  # uses pair k itself
@@ -193,9 +198,9 @@ def test_dmmse_exercise_checker():
 # --------------------------------------------------------------------------------------------
 # the curriculum, snapshots, calibration, the trade-off, the devinterp cross-check
 
-from helpers.transient_ridge import experiments as ex  # noqa: E402
-from helpers.transient_ridge.llc import estimate_llc_devinterp, settled, sgld_step  # noqa: E402
-from helpers.transient_ridge.sweep import stack_models  # noqa: E402
+from helpers.transient_ridge import analysis, claims, train  # noqa: E402
+from helpers.transient_ridge import estimate_llc_devinterp, settled, sgld_step  # noqa: E402
+from helpers.transient_ridge import stack_models  # noqa: E402
 
 
 def test_curriculum_caps_each_group_at_its_stage():
@@ -247,7 +252,8 @@ def test_sgld_step_and_its_checker():
     # by hand: 1 − 0.5·0.04·(2·1 + 10·0.5) + 0.2·(±1)
     assert torch.allclose(sgld_step(w, ws, g, xi, lr=0.04, nbeta=10.0, localization=2.0),
                           torch.tensor([1 - 0.14 + 0.2, 1 - 0.14 - 0.2]))
-    from helpers.transient_ridge.exercises import ExerciseError, check_sgld_step
+    from helpers import ExerciseError
+    from helpers.transient_ridge import check_sgld_step
     assert check_sgld_step(lambda w, ws, g, xi, lr, nbeta, localization:
                            sgld_step(w, ws, g, xi, lr=lr, nbeta=nbeta, localization=localization)).startswith("Correct")
     with pytest.raises(ExerciseError, match="sqrt"):
@@ -268,12 +274,12 @@ def test_settled_flags_a_drifting_trace():
 
 
 def test_complexity_tradeoff_crossover():
-    t = ex.complexity_tradeoff(loss_simple=1.0, llc_simple=2.0, loss_complex=0.9, llc_complex=12.0)
+    t = analysis.complexity_tradeoff(loss_simple=1.0, llc_simple=2.0, loss_complex=0.9, llc_complex=12.0)
     n = t["n_star"]
     # at n*: n ΔL ≈ Δλ log n (to the 5% grid), and just below it the simple solution still wins
     assert n * 0.1 == pytest.approx(10 * math.log(n), rel=0.06)
     assert (n / 1.1) * 0.1 < 10 * math.log(n / 1.1)
-    assert ex.complexity_tradeoff(1.0, 12.0, 0.9, 2.0)["n_star"] is None    # the better fit is also simpler
+    assert analysis.complexity_tradeoff(1.0, 12.0, 0.9, 2.0)["n_star"] is None    # the better fit is also simpler
 
 
 def test_llc_agrees_with_devinterp_on_a_regular_model():
@@ -289,27 +295,29 @@ def test_llc_agrees_with_devinterp_on_a_regular_model():
 
 def test_the_run_sizes_hold_together():
     for mode in ("smoke", "full"):
-        S = ex.sizes(mode)
-        ck = ex.checkpoints(S)
-        assert set(ex.snapshot_steps(S)) <= set(ck) and ck[-1] == S["steps"]
-        assert S["llc_M"] in S["Ms"] and set(S["keep_final"]) <= set(S["Ms"])
-        assert set(S["curriculum_Ms"]) <= set(S["Ms"])   # each curriculum run has a fixed-M twin
-        cc = ex.curriculum_config(S)
-        assert cc.curriculum[0][0] == 0 and cc.M_at(math.inf, S["steps"]) == S["curriculum_stages"][-1]
+        S = train.sizes(mode)
+        ck = S.checkpoints()
+        assert set(S.snapshot_steps()) <= set(ck) and ck[-1] == S.steps
+        assert S.llc_M in S.Ms and set(S.keep_final) <= set(S.Ms)
+        assert set(S.curriculum_Ms) <= set(S.Ms)   # each curriculum run has a fixed-M twin
+        cc = S.curriculum_config()
+        assert cc.curriculum[0][0] == 0 and cc.M_at(math.inf, S.steps) == S.curriculum_stages[-1]
+        assert train.Sizes.from_json(json.loads(json.dumps(S.to_json(), default=str).replace('Infinity', '"inf"'))) == S
 
 
 def test_full_run_pipeline_in_smoke_mode(monkeypatch):
-    from helpers.transient_ridge import __main__ as cli
+    from helpers.transient_ridge.__main__ import main
     monkeypatch.setenv("BOOK_MODE", "smoke")
-    out = cli.run("smoke", progress=False)
+    assert main(["--mode", "smoke", "--no-progress"]) == 0
+    out = train.store(output_root("smoke"))
     assert out.dir.parts[-3:] == (".scratch", "smoke", "transient_ridge")
     assert out.read_run()["mode"] == "smoke"
     m = out.load_json("metrics.json")
     assert set(m) >= {"sweep", "curriculum", "pca", "llc_over_M", "llc_over_training", "llc_crosscheck", "timing"}
     a = out.load_arrays("arrays.npz")
-    S = ex.sizes("smoke")
-    assert a["features"].shape == (len(m["sweep"]["step"]), len(S["Ms"]), S["n_probe"] * S["model"].K)
-    assert sorted(out.load_torch("final.pt")) == sorted(ex.label(M) for M in S["keep_final"])
+    S = train.sizes("smoke")
+    assert a["features"].shape == (len(m["sweep"]["step"]), len(S.Ms), S.n_probe * S.model.K)
+    assert sorted(out.load_torch("final.pt")) == sorted(analysis.label(M) for M in S.keep_final)
     ids = [c.id for c in out.load_claims().claims]
     assert len(ids) == len(set(ids)) >= 13
 
@@ -323,10 +331,10 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
             sw["d_ridge"][k][g] = float(0.01 + (t[k] > 0.5) * t[k]) if planted else 1.0
             sw["d_dmmse"][k][g] = float(0.5 - 0.49 * t[k]) if planted else 0.0
             sw["ood"][k][g] = float(sw["ood_ridge_loss"] + (t[k] - 0.3) ** 2 * (sw["ood_dmmse_loss"][g] - sw["ood_ridge_loss"]))
-    sw["summary"] = ex.summaries(sw)
-    claims = {c.id: c for c in cli.claims(m)}
-    assert claims["transient_ridge"].holds and claims["transient_ridge"].measured["M with a transient"] == ["4", "16"]
-    assert claims["low_M_straight_to_dmmse"].holds
+    sw["summary"] = analysis.summaries(sw)
+    verdicts = {c.id: c for c in claims.evaluate(m)}
+    assert verdicts["transient_ridge"].holds and verdicts["transient_ridge"].measured["M with a transient"] == ["4", "16"]
+    assert verdicts["low_M_straight_to_dmmse"].holds
 
 
 def test_trajectory_pca_and_the_detour_on_planted_paths():
@@ -341,11 +349,11 @@ def test_trajectory_pca_and_the_detour_on_planted_paths():
     detour = torch.cat([start + (ridge - start) * half, ridge + (target - ridge) * half[1:]])
     feats = torch.stack([straight @ basis, detour @ basis], 1)              # (21, 2, 30)
     dm = torch.stack([target, target]).double() @ basis
-    proj = ex.trajectory_pca(feats, ridge.double() @ basis, dm, n_components=2)
+    proj = analysis.trajectory_pca(feats, ridge.double() @ basis, dm, n_components=2)
     assert proj["runs"].shape == (2, 21, 2) and proj["pca"].explained.sum() > 0.999
-    d_straight, d_detour = ex.pca_detour(proj, 0), ex.pca_detour(proj, 1)
+    d_straight, d_detour = analysis.pca_detour(proj, 0), analysis.pca_detour(proj, 1)
     assert d_detour["closest_to_ridge"] == pytest.approx(0, abs=1e-9) and d_detour["closest_index"] == 10
     assert d_detour["final_to_dmmse"] == pytest.approx(0, abs=1e-9) and d_detour["final_to_ridge"] == pytest.approx(5)
     assert d_straight["closest_to_ridge"] > 1.0                               # never passes through ridge
     with pytest.raises(ValueError, match="n_checkpoints, G, F"):
-        ex.trajectory_pca(feats[0], ridge, dm)
+        analysis.trajectory_pca(feats[0], ridge, dm)

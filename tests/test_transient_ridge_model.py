@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from helpers.transient_ridge import TaskPool, sample_batch, tokenize
-from helpers.transient_ridge.model import GroupedTransformer, ModelConfig
+from helpers.transient_ridge import GroupedTransformer, ModelConfig
 
 CFG = ModelConfig(D=3, K=4, d_model=16, n_layers=2, n_heads=2, d_mlp=32)
 
@@ -81,3 +81,17 @@ def test_bad_tokens_and_groups():
         GroupedTransformer(CFG, groups=0)
     with pytest.raises(ValueError, match=r"g must be in \[0, 2\)"):
         model.select(2)
+
+
+def test_attention_patterns_on_request():
+    model = GroupedTransformer(CFG, groups=2, generator=torch.Generator().manual_seed(3))
+    tokens, _ = tokens_for(2)
+    preds, patterns = model(tokens, return_attention=True)
+    assert torch.allclose(preds, model(tokens), atol=1e-6)           # the explicit softmax path = SDPA's
+    assert len(patterns) == CFG.n_layers
+    T = 2 * CFG.K
+    for p in patterns:
+        assert p.shape == (2, 5, CFG.n_heads, T, T)
+        assert torch.allclose(p.sum(-1), torch.ones(2, 5, CFG.n_heads, T), atol=1e-6)   # rows are distributions
+        assert (p.triu(1) == 0).all()                                                   # causal: no look-ahead
+    assert torch.allclose(model.select(1)(tokens[1:], return_attention=True)[1][0][0], patterns[0][1], atol=1e-6)

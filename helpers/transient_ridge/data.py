@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..checks import check_int
+from ..seeds import torch_generator
 
 BLOCK = 1024  # tasks are drawn in blocks of this many, each from its own seed, so pools nest exactly
 
@@ -47,7 +48,7 @@ class TaskPool:
     def tasks(self, M: int) -> torch.Tensor:
         M = check_int("M", M, 1)
         while len(self._blocks) * BLOCK < M:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + len(self._blocks))
+            g = torch_generator(self.seed, len(self._blocks))
             self._blocks.append(torch.randn(BLOCK, self.D, generator=g))
         return torch.cat(self._blocks)[:M]
 

@@ -10,19 +10,17 @@ import math
 
 import torch
 
-from .bayes import dmmse_estimates
+from ..exercises import ExerciseError
+from ..seeds import torch_generator
+from .analysis import dmmse_estimates
 from .data import TaskPool, sample_batch
-
-
-class ExerciseError(AssertionError):
-    """Raised by a checker with a hint about what to fix."""
 
 
 def check_dmmse(my_dmmse) -> str:
     """``my_dmmse(xs, ys, tasks, sigma2) -> (B, K, D)``: t̂_k from the pairs before k, for every k."""
     pool = TaskPool(3, seed=7)
     tasks = pool.tasks(5)
-    b = sample_batch(pool, 5, 6, 4, 0.25, torch.Generator().manual_seed(3))
+    b = sample_batch(pool, 5, 6, 4, 0.25, torch_generator(3))
     xs, ys = b.xs.double(), b.ys.double()
     expected = dmmse_estimates(xs, ys, tasks.double(), 0.25)
     got = my_dmmse(xs, ys, tasks.double(), 0.25)
@@ -38,7 +36,7 @@ def check_dmmse(my_dmmse) -> str:
     for wrong_sigma2 in (0.5, 0.125):  # −SSE alone, or −SSE/σ²
         if torch.allclose(got, dmmse_estimates(xs, ys, tasks.double(), wrong_sigma2), atol=1e-8):
             raise ExerciseError("the log-weights must be −SSE/(2σ²): check the factor 1/(2σ²)")
-    big = sample_batch(pool, 5, 2, 4, 0.25, torch.Generator().manual_seed(4))
+    big = sample_batch(pool, 5, 2, 4, 0.25, torch_generator(4))
     with torch.no_grad():
         far = my_dmmse(big.xs.double() * 30, big.ys.double() * 30, tasks.double(), 0.25)
     if not torch.isfinite(far).all():
@@ -52,8 +50,8 @@ def check_dmmse(my_dmmse) -> str:
 
 def check_sgld_step(my_step) -> str:
     """``my_step(w, w_star, grad, noise, lr, nbeta, localization) -> new w`` (one SGLD step)."""
-    from .llc import sgld_step
-    g = torch.Generator().manual_seed(11)
+    from .analysis import sgld_step
+    g = torch_generator(11)
     w, w_star, grad, noise = (torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(4))
     kw = dict(lr=1e-2, nbeta=50.0, localization=4.0)
     want = sgld_step(w, w_star, grad, noise, **kw)

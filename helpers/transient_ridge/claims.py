@@ -1,0 +1,165 @@
+"""Chapter 3's claims: named thresholds and the verdicts, judged from a run's metrics alone.
+
+:func:`evaluate` turns a full run's ``metrics.json`` into the chapter's :class:`~helpers.Claim`
+list; the full run writes it as ``claims.json`` and the last page renders it. Every pass mark is a
+named constant below — change a criterion here and nowhere else.
+
+Used in: ``python -m helpers.transient_ridge`` (and ``--claims-only``), and the chapter's pages.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..results import Claim
+from .analysis import complexity_tradeoff, label
+from .train import PAPER
+
+DMMSE_TO_RIDGE_FRACTION = 0.25   # Δ(dMMSE_M, ridge) at the largest finite M below this fraction of Δ at M = 1
+MIN_OOD_RISE = 0.05              # a transient's OOD rise, as a fraction of the dMMSE_M–ridge OOD gap
+MIN_TRANSIENT_M = 2              # values of M that must show a transient
+LOW_M = 2                        # "low M": M <= this goes straight to dMMSE_M
+HIGH_M = 64                      # "high M": M >= this (finite) ends ridge-like
+INFINITE_M_GAP_FRACTION = 0.05   # M = ∞: final Δ to ridge at most this fraction of Δ(dMMSE_1, ridge)
+PCA_CLOSEST_FRACTION = 0.5       # a bend: closest approach to ridge below this fraction of the final distance
+LLC_MIN_SPEARMAN = 0.8           # rank correlation of the LLC with M over the dMMSE-like models
+DEVINTERP_TOLERANCE = 0.10       # our LLC within this relative difference of devinterp's
+MIN_GROUPED_SPEEDUP = 5.0        # grouped training this many times faster than one model after another
+CURRICULUM_TOLERANCE = 1.05      # curriculum's final OOD loss at most this multiple of fixed-M training's
+
+
+def evaluate(m: dict) -> list[Claim]:
+    """The chapter's claims, judged from a run's metrics alone (``metrics.json``)."""
+    sw = m["sweep"]
+    labels = [s["M"] for s in sw["summary"]]
+    Ms = [math.inf if x == "∞" else int(x) for x in labels]
+    by = dict(zip(labels, sw["summary"]))
+    out = []
+    finite = [i for i, M in enumerate(Ms) if M != math.inf]
+    out.append(Claim(
+        "bayes_each_optimal", "Ridge is the Bayes predictor for Gaussian tasks, dMMSE_M for the uniform prior on "
+        "the M pool tasks: each has the lower loss on its own prior", "both Bayes-optimal on their priors",
+        {"OOD loss ridge": sw["ood_ridge_loss"], "OOD loss dMMSE_M": dict(zip(labels, sw["ood_dmmse_loss"])),
+         "ID loss ridge": dict(zip(labels, sw["id_ridge_loss"])), "ID loss dMMSE_M": dict(zip(labels, sw["id_dmmse_loss"]))},
+        all(sw["ood_ridge_loss"] < sw["ood_dmmse_loss"][i] and sw["id_dmmse_loss"][i] <= sw["id_ridge_loss"][i]
+            for i in finite), "for every finite M: ridge lower OOD, dMMSE_M lower (or equal) in distribution"))
+    db = [sw["d_bayes"][i] for i in finite]
+    out.append(Claim(
+        "dmmse_tends_to_ridge", "dMMSE_M approaches ridge as M grows", "dMMSE_M → ridge as M → ∞",
+        {"Δ(dMMSE_M, ridge) by M": dict(zip([labels[i] for i in finite], db))},
+        db[-1] < DMMSE_TO_RIDGE_FRACTION * db[0], "Δ at the largest finite M below a quarter of Δ at M = 1"))
+
+    trans = [s for s in sw["summary"] if s["ridge_phase"] and s["crossed"] and s["ood_rise"] >= MIN_OOD_RISE]
+    out.append(Claim(
+        "transient_ridge", "For intermediate M the model first behaves like ridge (OOD loss falls toward ridge's, "
+        "Δ to ridge below Δ to dMMSE_M), then moves to dMMSE_M (OOD loss rises, the Δ curves cross)",
+        "transient ridge for M = 16 … 128 (partial at 6, 8); OOD rise of the order of the ridge–dMMSE gap",
+        {"M with a transient": [s["M"] for s in trans],
+         "OOD rise / (dMMSE_M − ridge OOD gap)": {s["M"]: round(s["ood_rise"], 3) for s in sw["summary"]},
+         "t_cross": {s["M"]: s["t_cross"] for s in sw["summary"]}},
+        len(trans) >= MIN_TRANSIENT_M, ">= 2 values of M with a ridge phase, a later crossing, and an OOD rise >= 5% of the gap"))
+    low = [s for s, M in zip(sw["summary"], Ms) if M <= LOW_M]
+    out.append(Claim(
+        "low_M_straight_to_dmmse", "At the lowest M the model goes straight to dMMSE_M (no ridge phase)",
+        "no transient at low M", {s["M"]: {"ridge phase": s["ridge_phase"]} for s in low},
+        bool(low) and not any(s["ridge_phase"] for s in low), "no ridge-like checkpoint for M <= 2 (Δ to ridge below "
+        "both Δ to dMMSE_M and half of Δ(0, ridge))"))
+    final_dr, final_dd = sw["d_ridge"][-1], sw["d_dmmse"][-1]
+    high = [i for i, M in enumerate(Ms) if M >= HIGH_M and M != math.inf]
+    out.append(Claim(
+        "high_M_ends_ridge_like", "Above a task-diversity threshold the trained model stays ridge-like",
+        "ridge for M >= 362 (182, 256 between) at 150k steps",
+        {labels[i]: {"final Δ ridge": round(final_dr[i], 4), "final Δ dMMSE_M": round(final_dd[i], 4)} for i in high},
+        bool(high) and all(final_dr[i] < final_dd[i] for i in high), "final Δ to ridge < Δ to dMMSE_M for every M >= 64"))
+    tc = [(M, by[label(M)]["t_crit"]) for M in Ms if label(M) in [s["M"] for s in trans]]
+    out.append(Claim(
+        "t_crit_grows", "The pivot away from ridge comes later as M grows", "t_crit(M) increases with M",
+        {"t_crit by M (transient M only)": {label(M): t for M, t in tc}},
+        len(tc) >= 2 and all(a[1] < b[1] for a, b in zip(tc, tc[1:])), "t_crit strictly increasing over the M with a transient"))
+    inf_i = Ms.index(math.inf) if math.inf in Ms else None
+    if inf_i is not None:
+        out.append(Claim(
+            "infinite_M_learns_ridge", "With a fresh task per sequence (M = ∞) the model learns ridge",
+            "M = ∞ converges to ridge", {"final Δ ridge / Δ(dMMSE_1, ridge)": final_dr[inf_i] / sw["d_bayes"][0],
+                                          "final OOD loss": sw["ood"][-1][inf_i], "ridge OOD loss": sw["ood_ridge_loss"]},
+            final_dr[inf_i] / sw["d_bayes"][0] <= INFINITE_M_GAP_FRACTION, "final Δ to ridge <= 5% of the Bayes gap Δ(dMMSE_1, ridge)"))
+
+    pca = m["pca"]
+    det = {s["M"]: d for s, d in zip(sw["summary"], pca["detour"])}
+    bend = [s["M"] for s in trans if det[s["M"]]["closest_index"] < det[s["M"]]["n_checkpoints"] - 1
+            and det[s["M"]]["closest_to_ridge"] < PCA_CLOSEST_FRACTION * det[s["M"]]["final_to_ridge"]
+            and det[s["M"]]["final_to_dmmse"] < det[s["M"]]["final_to_ridge"]]
+    out.append(Claim(
+        "pca_bends_toward_ridge", "In the joint trajectory PCA (PC1–PC2), intermediate-M trajectories bend toward "
+        "the ridge point before ending at their dMMSE_M point", f"PC1–PC2 explain {PAPER['pca_pc12_variance']:.1%}",
+        {"PC1–PC2 explained variance": round(sum(pca["explained"][:2]), 3), "transient M that bend": bend},
+        len(trans) >= 2 and len(bend) == len(trans), "every transient M: closest approach to ridge before the end, "
+        "at most half the final distance to ridge, and the end nearer its dMMSE_M point than ridge"))
+
+    lm = m["llc_over_M"]
+    llc = dict(zip(lm["groups"], lm["llc"]))
+    dm_like = [s["M"] for s, M in zip(sw["summary"], Ms) if M != math.inf and final_dd[labels.index(s["M"])]
+               < final_dr[labels.index(s["M"])]]
+    seq = [llc[x] for x in dm_like]
+    rising = float(np.corrcoef(np.argsort(np.argsort(seq)), np.arange(len(seq)))[0, 1]) if len(seq) > 2 else float("nan")
+    between = "∞" in llc and len(seq) >= 2 and min(seq) < llc["∞"] < max(seq)
+    out.append(Claim(
+        "llc_rises_with_M", "The LLC of the dMMSE-like final models rises with M; the ridge-like M = ∞ model lies "
+        "between the simplest and the most complex of them", "LLC rises with M, crosses the M = ∞ level where "
+        "transience starts, plateaus above M = 32", {"LLC by M": {k: round(v, 2) for k, v in llc.items()},
+                                                   "dMMSE-like M": dm_like, "Spearman(M, LLC) over them": rising},
+        rising >= LLC_MIN_SPEARMAN and between, "Spearman >= 0.8 over the dMMSE-like M, and min < LLC(∞) < max"))
+    lt = m["llc_over_training"]
+    s_llc = by[lt["M"]]
+    steps_t = lt["groups"]
+    i_r = int(np.argmin([abs(t - s_llc["t_crit"]) for t in steps_t]))
+    curve_steps = sw["step"]
+    g = labels.index(lt["M"])
+    id_at = {t: sw["id"][curve_steps.index(t)][g] for t in steps_t}
+    trade = complexity_tradeoff(id_at[steps_t[i_r]], lt["llc"][i_r], id_at[steps_t[-1]], lt["llc"][-1])
+    out.append(Claim(
+        "llc_loss_vs_complexity", f"For M = {lt['M']}, the ridge-like solution (near t_crit) has higher loss but lower "
+        "LLC than the final dMMSE-like one: simplicity wins early, fit wins late", "Bayesian internal model "
+        "selection: n·ΔL vs Δλ·log n", {"ridge-like (step, ID loss, LLC)": (steps_t[i_r], trade["loss_simple"],
+                                                                            trade["llc_simple"]),
+                                        "final (step, ID loss, LLC)": (steps_t[-1], trade["loss_complex"],
+                                                                       trade["llc_complex"]),
+                                        "n*": trade["n_star"]},
+        trade["n_star"] is not None, "ΔL > 0 and Δλ > 0 (so a crossover n* exists)"))
+    ok = lm["settled"] + lt["settled"]
+    out.append(Claim(
+        "llc_calibrated", "The SGLD chains settle (the estimate does not drift with more draws)", "calibration: "
+        "loss traces must settle", {"settled estimates": f"{sum(ok)}/{len(ok)}", "settings": lm["settings"]},
+        all(ok), "first- and second-half draw means within 10% of the loss excess, every estimate", kind="extension"))
+    cc = m["llc_crosscheck"]
+    if "devinterp" in cc:
+        rel = abs(cc["ours"] - cc["devinterp"]) / abs(cc["devinterp"])
+        out.append(Claim(
+            "llc_matches_devinterp", f"Our SGLD estimator agrees with devinterp 1.3.2 on the same checkpoint "
+            f"(M = {lt['M']}, final) and settings, and is faster", "(issue target: within 10%, faster)",
+            {"ours": round(cc["ours"], 2), "devinterp": round(cc["devinterp"], 2), "relative difference": round(rel, 3),
+             "speed ratio": round(cc["devinterp_seconds"] / cc["ours_seconds"], 2)},
+            rel <= DEVINTERP_TOLERANCE and cc["ours_seconds"] < cc["devinterp_seconds"], "within 10% and faster", kind="extension"))
+    t = m["timing"]
+    out.append(Claim(
+        "grouped_speedup", "Training all M as one grouped model is much faster than one after another",
+        "(issue target: >= 5× on a GPU)", {"speed-up": round(t["speedup"], 2), "device": t["device"],
+                                           "groups": t["groups"]},
+        t["speedup"] >= MIN_GROUPED_SPEEDUP, ">= 5× (a GPU target: a 2-core CPU has little to parallelise)", kind="extension"))
+
+    cu = m["curriculum"]
+    cu_by = {s["M"]: (i, s) for i, s in enumerate(cu["summary"])}
+    comp = {}
+    for M_, (i, s) in cu_by.items():
+        j = labels.index(M_)
+        comp[M_] = {"final OOD, curriculum": round(cu["ood"][-1][i], 3), "final OOD, fixed M": round(sw["ood"][-1][j], 3),
+                    "ridge phase (curriculum / fixed)": [s["ridge_phase"], by[M_]["ridge_phase"]]}
+    high_cu = [M_ for M_ in cu_by if M_ == "∞" or int(M_) >= 64]
+    out.append(Claim(
+        "curriculum_reaches_ridge", "Raising task diversity in stages still ends at the general (ridge) solution for "
+        "high M, as well as training at the final M from the start", "seed's advice: raise diversity in stages",
+        comp, bool(high_cu) and all(comp[M_]["final OOD, curriculum"] <= CURRICULUM_TOLERANCE * comp[M_]["final OOD, fixed M"]
+                                    for M_ in high_cu),
+        "final OOD loss within 5% of (or below) fixed-M training, for every curriculum M >= 64", kind="extension"))
+    return out

@@ -1,0 +1,471 @@
+"""Training the chapter's models, its sizes per mode, and its full run.
+
+- :class:`SweepConfig` — one grouped training run: G models (one per task count M and seed),
+  each step drawing, for each group ``g``, a batch whose tasks come from the first ``M_g`` tasks
+  of one nested pool (``M = ∞``: fresh Gaussian tasks), and one Adam step on the sum of the
+  groups' mean squared errors — exactly G separate training runs, in one pass;
+- :func:`train_sweep` — train it, with per-group metrics (:func:`~.analysis.evaluate_sweep`) at
+  every checkpoint and optional weight snapshots;
+- :class:`Sizes` — every size of the chapter per mode (:func:`sizes`), in one place;
+- :func:`full_run` — the full run behind ``python -m helpers.transient_ridge``; :func:`store`
+  and :func:`load` — its results.
+
+Used in: every page of book/transient_ridge/ and ``python -m helpers.transient_ridge``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..checks import check_int
+from ..device import device_name, pick_device, seed_everything
+from ..modes import by_mode, get_mode
+from ..results import ResultStore, RunOutput, output_root
+from ..seeds import torch_generator
+from ..training import checkpoint_schedule, train
+from .analysis import (bayes_references, estimate_llc, estimate_llc_devinterp, evaluate_sweep, label, make_eval_set,
+                       pca_detour, settled, summaries, trajectory_pca)
+from .data import TaskPool, check_M, check_sigma2, sample_batch, tokenize
+from .models import GroupedTransformer, ModelConfig
+
+CHAPTER = "transient_ridge"
+SCHEMA = 1
+INF = math.inf
+# The paper's scale, for the page that states ours next to it.
+PAPER = dict(D=8, K=16, sigma2=0.125, params="2.65M", layers=2, steps=150_000,
+             Ms="1 … 2^15 and ∞", probe=512, pca_pc12_variance=0.275)
+
+
+# ------------------------------------------------------------------------------ one grouped run
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep: task counts ``Ms`` (ints or ``math.inf``), ``seeds`` per M, data (``sigma2``), the
+    model (``model``: its ``D`` and ``K`` are the task's), and Adam (``lr``, ``batch``, ``steps``;
+    ``decay``: the last fraction of the steps over which lr falls linearly to lr/10, 0 for none).
+
+    ``curriculum``: optional stages ``((0, M_0), (s_1, M_1), …)``: from step ``s_i`` every group
+    trains on ``min(M, M_i)`` tasks of the nested pool — task diversity raised in stages up to
+    the group's own ``M`` (the seed's practical advice). Empty: each group trains on ``M`` throughout."""
+
+    Ms: tuple = (1, 4, 16, 64, math.inf)
+    seeds: tuple = (0,)
+    sigma2: float = 0.125
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch: int = 64
+    lr: float = 2e-3
+    steps: int = 1000
+    pool_seed: int = 0
+    curriculum: tuple = ()
+    decay: float = 0.0
+
+    def __post_init__(self):
+        if not self.Ms:
+            raise ValueError("Ms must list at least one task count")
+        for M in self.Ms:
+            check_M(M)
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed")
+        check_sigma2(self.sigma2)
+        check_int("batch", self.batch, 1)
+        check_int("steps", self.steps, 0)
+        if not (isinstance(self.lr, float) and self.lr > 0):
+            raise ValueError(f"lr must be a float > 0; got {self.lr!r}")
+        if not (isinstance(self.decay, (int, float)) and 0 <= self.decay <= 1):
+            raise ValueError(f"decay must be a fraction in [0, 1]; got {self.decay!r}")
+        if self.curriculum:
+            starts = [s for s, _ in self.curriculum]
+            if starts[0] != 0 or starts != sorted(set(starts)):
+                raise ValueError(f"curriculum must be ((0, M_0), (start_1, M_1), …) with increasing start steps; "
+                                 f"got {self.curriculum!r}")
+            for _, M in self.curriculum:
+                check_M(M)
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate multiplier at ``step``: 1, then linear to 0.1 over the last ``decay`` of training."""
+        start = self.steps * (1 - self.decay)
+        if self.decay == 0 or step < start:
+            return 1.0
+        return 1.0 - 0.9 * min(1.0, (step - start) / (self.steps - start))
+
+    def M_at(self, M_final, step: int):
+        """The task count a group whose final count is ``M_final`` trains on at ``step``:
+        ``min(M_final, M_stage)`` for the curriculum stage holding ``step`` (no curriculum: ``M_final``)."""
+        stage = [M for start, M in self.curriculum if start <= step]
+        return min(M_final, stage[-1]) if stage else M_final
+
+    @property
+    def groups(self) -> list[tuple]:
+        """``[(M, seed), …]``, one per group, M-major."""
+        return [(M, s) for M in self.Ms for s in self.seeds]
+
+
+def stack_models(models: list[GroupedTransformer]) -> GroupedTransformer:
+    """One grouped model whose groups are the given models' groups, in order (same config)."""
+    if not models:
+        raise ValueError("models must hold at least one GroupedTransformer")
+    config = models[0].config
+    if any(m.config != config for m in models):
+        raise ValueError("models must share one ModelConfig")
+    grouped = GroupedTransformer(config, sum(m.groups for m in models))
+    grouped.load_state_dict({k: torch.cat([m.state_dict()[k].cpu() for m in models]) for k in grouped.state_dict()})
+    return grouped
+
+
+def make_model(cfg: SweepConfig, device="cpu") -> GroupedTransformer:
+    """The grouped model; group ``g`` is initialised from its own seed (so a group equals a separate run)."""
+    models = [GroupedTransformer(cfg.model, 1, torch_generator(1000 + s)) for _, s in cfg.groups]
+    return stack_models(models).to(device)
+
+
+def batch_fn(cfg: SweepConfig, pool: TaskPool, device="cpu"):
+    """``draw(step) -> (tokens (G, B, 2K, D+1), ys (G, B, K))``, the same batch for a step in any run."""
+    def draw(step: int):
+        toks, ys = [], []
+        for g, (M, seed) in enumerate(cfg.groups):
+            gen = torch_generator(seed, step, g)
+            b = sample_batch(pool, cfg.M_at(M, step), cfg.batch, cfg.model.K, cfg.sigma2, gen)
+            toks.append(tokenize(b.xs, b.ys))
+            ys.append(b.ys)
+        return torch.stack(toks).to(device), torch.stack(ys).to(device)
+    return draw
+
+
+def group_losses(model: GroupedTransformer, batch) -> torch.Tensor:
+    """(G,) mean squared error of each group over its batch and all K positions."""
+    tokens, ys = batch
+    return ((model(tokens) - ys) ** 2).mean((1, 2))
+
+
+def sweep_loss(model: GroupedTransformer, batch) -> torch.Tensor:
+    """Sum over groups: each group's gradient is its own loss's."""
+    return group_losses(model, batch).sum()
+
+
+def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 512, n_probe: int = 512,
+                snapshot_steps=(), progress: bool | None = None):
+    """Train the sweep; returns ``(model, log)`` with the per-group metrics at each checkpoint
+    (``log["features"]``: (n_checkpoints, G, P·K)) and the Bayes references.
+
+    ``snapshot_steps``: checkpoint steps at which to keep a CPU copy of the weights, in
+    ``log["snapshots"][step]`` (a grouped model's state dict) — e.g. for the LLC over training."""
+    snapshot_steps = set(int(s) for s in snapshot_steps)
+    if not snapshot_steps <= set(int(s) for s in checkpoints):
+        raise ValueError(f"snapshot_steps must be checkpoint steps; {sorted(snapshot_steps - set(checkpoints))} are not")
+    pool = TaskPool(cfg.model.D, cfg.pool_seed)
+    model = make_model(cfg, device)
+    ev = make_eval_set(cfg, pool, eval_n, n_probe)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    log: dict = {"step": [], "ood": [], "id": [], "d_ridge": [], "d_dmmse": [], "features": [],
+                 "groups": [("inf" if M == math.inf else M, s) for M, s in cfg.groups],
+                 "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss, "snapshots": {}}
+    log.update(bayes_references(cfg, pool, ev))
+
+    def on_checkpoint(step, m):
+        if step in snapshot_steps:
+            log["snapshots"][step] = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
+        r = evaluate_sweep(m, ev)
+        log["step"].append(step)
+        for k in ("ood", "id", "d_ridge", "d_dmmse", "features"):
+            log[k].append(r[k])
+
+    t0 = time.perf_counter()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
+    train(model, sweep_loss, batch_fn(cfg, pool, device), steps=cfg.steps, optimizer=opt, scheduler=sched,
+          checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
+          desc=f"sweep over {len(cfg.Ms)} M × {len(cfg.seeds)} seeds")
+    log["seconds"] = time.perf_counter() - t0
+    log["features"] = torch.stack(log["features"]) if log["features"] else torch.empty(0)
+    return model, log
+
+
+def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu") -> dict:
+    """Seconds per step of the grouped model against G separate models stepped one after another,
+    on the same device and batches (the first 3 steps of each are warm-up, not timed)."""
+    check_int("steps", steps, 1)
+    pool = TaskPool(cfg.model.D, cfg.pool_seed)
+    draw = batch_fn(cfg, pool, device)
+    batches = [draw(s) for s in range(steps + 3)]
+    grouped = make_model(cfg, device)
+    singles = [grouped.select(g).to(device) for g in range(grouped.groups)]
+
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    def run(models, split):
+        opts = [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
+        for i, b in enumerate(batches):
+            if i == 3:
+                sync()
+                t0 = time.perf_counter()
+            for j, (m, o) in enumerate(zip(models, opts)):
+                tb = (b[0][j:j + 1], b[1][j:j + 1]) if split else b
+                loss = sweep_loss(m, tb)
+                o.zero_grad(set_to_none=True)
+                loss.backward()
+                o.step()
+        sync()
+        return (time.perf_counter() - t0) / steps
+
+    t_grouped = run([grouped], split=False)
+    t_separate = run(singles, split=True)
+    return {"grouped_s_per_step": t_grouped, "separate_s_per_step": t_separate, "speedup": t_separate / t_grouped,
+            "groups": grouped.groups, "device": str(device)}
+
+
+# ------------------------------------------------------------------------------ sizes per mode
+
+@dataclass(frozen=True)
+class LLCConfig:
+    """SGLD settings of :func:`~.analysis.estimate_llc`: step size ``lr`` (ε), ``nbeta`` (nβ),
+    ``localization`` (γ), and ``num_chains`` chains of ``num_burnin`` + ``num_draws`` steps."""
+
+    lr: float = 3e-4
+    nbeta: float = 60.0
+    localization: float = 100.0
+    num_chains: int = 4
+    num_draws: int = 200
+    num_burnin: int = 100
+
+    def kwargs(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every size of the chapter for one mode.
+
+    The sweep: ``model``, task counts ``Ms``, ``seeds``, noise ``sigma2``, Adam (``batch``, ``lr``,
+    ``steps``, ``decay``), checkpoints every ``ckpt_every`` steps plus ``ckpt_log`` log-spaced ones,
+    ``eval_n`` evaluation and ``n_probe`` probe sequences. The curriculum: the final task counts
+    ``curriculum_Ms`` and the ``curriculum_stages`` over equal parts of training. The LLC: settings
+    ``llc`` on batches of ``llc_batch``, over training at ``llc_M`` on ``n_snapshots`` snapshots.
+    ``timing_steps``: steps of the grouped-versus-separate timing; ``keep_final``: the M whose
+    final weights are saved."""
+
+    model: ModelConfig
+    Ms: tuple
+    seeds: tuple
+    sigma2: float
+    batch: int
+    lr: float
+    steps: int
+    decay: float
+    ckpt_every: int
+    ckpt_log: int
+    eval_n: int
+    n_probe: int
+    curriculum_Ms: tuple
+    curriculum_stages: tuple
+    llc_M: int
+    n_snapshots: int
+    llc: LLCConfig
+    llc_batch: int
+    timing_steps: int
+    keep_final: tuple
+
+    def sweep_config(self, Ms: tuple | None = None) -> SweepConfig:
+        """The sweep over M (one group per M and seed); ``Ms`` overrides the task counts."""
+        return SweepConfig(Ms=self.Ms if Ms is None else tuple(Ms), seeds=self.seeds, sigma2=self.sigma2,
+                           model=self.model, batch=self.batch, lr=self.lr, steps=self.steps, decay=self.decay)
+
+    def curriculum_config(self) -> SweepConfig:
+        """The same training with task diversity raised in stages: ``curriculum_stages`` over equal
+        parts of training, each group capped at its own final M (``curriculum_Ms``)."""
+        n = len(self.curriculum_stages)
+        stages = tuple((i * self.steps // n, M) for i, M in enumerate(self.curriculum_stages))
+        return dataclasses.replace(self.sweep_config(self.curriculum_Ms), curriculum=stages)
+
+    def checkpoints(self) -> list[int]:
+        """Checkpoint steps: every ``ckpt_every`` steps plus ``ckpt_log`` log-spaced ones (early training)."""
+        return checkpoint_schedule(self.steps, every=self.ckpt_every, n_log=self.ckpt_log)
+
+    def snapshot_steps(self) -> list[int]:
+        """``n_snapshots`` checkpoint steps, log-spaced from 1% of training to the end (LLC over training)."""
+        ck = np.array(self.checkpoints())
+        targets = np.logspace(math.log10(max(1, self.steps // 100)), math.log10(self.steps), self.n_snapshots)
+        return sorted({int(ck[np.argmin(abs(ck - t))]) for t in targets})
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, record: dict) -> "Sizes":
+        """The sizes as stored in a run's ``metrics.json`` (``"inf"`` for M = ∞, lists for tuples)."""
+        def M(x):
+            return INF if x in ("inf", "∞", INF) else int(x)
+        r = dict(record)
+        r["model"], r["llc"] = ModelConfig(**r["model"]), LLCConfig(**r["llc"])
+        for k in ("Ms", "curriculum_Ms", "curriculum_stages", "keep_final"):
+            r[k] = tuple(M(x) for x in r[k])
+        r["seeds"] = tuple(r["seeds"])
+        return cls(**r)
+
+
+FULL = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp=128),
+             Ms=(1, 2, 4, 8, 16, 32, 64, 128, 256, INF), seeds=(0,), sigma2=0.125, batch=128, lr=3e-3, steps=10_000,
+             decay=0.2, ckpt_every=250, ckpt_log=30, eval_n=512, n_probe=256,
+             curriculum_Ms=(16, 256, INF), curriculum_stages=(4, 16, 64, INF), llc_M=16, n_snapshots=10,
+             llc=LLCConfig(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200, num_burnin=100),
+             llc_batch=256, timing_steps=20, keep_final=(2, 16, INF))
+SMOKE = dataclasses.replace(
+    FULL, model=ModelConfig(D=4, K=8, d_model=16, n_layers=1, n_heads=2, d_mlp=32), Ms=(1, 4, 16, INF), batch=32,
+    steps=40, ckpt_every=10, ckpt_log=4, eval_n=64, n_probe=32, curriculum_Ms=(16, INF), n_snapshots=3,
+    llc=dataclasses.replace(FULL.llc, num_chains=2, num_draws=10, num_burnin=5), llc_batch=32, timing_steps=2,
+    keep_final=(16, INF))
+
+
+def sizes(mode: str | None = None) -> Sizes:
+    """The chapter's sizes for ``mode`` (default: the current mode). Default mode = full mode:
+    the pages load the full run's results rather than train at a smaller scale."""
+    return by_mode(smoke=SMOKE, default=FULL, full=FULL, mode=mode)
+
+
+# ------------------------------------------------------------------------------ SGLD batches
+
+def llc_batches(cfg: SweepConfig, batch: int, seed: int = 7, device="cpu"):
+    """``draw(i)`` for :func:`~.analysis.estimate_llc`: fresh batches of each group's own (final)
+    training distribution, disjoint from the training batches (seeds ``seed + s``, steps from 10⁷)."""
+    plain = SweepConfig(Ms=cfg.Ms, seeds=tuple(seed + s for s in cfg.seeds), sigma2=cfg.sigma2, model=cfg.model,
+                        batch=batch, lr=cfg.lr, steps=cfg.steps, pool_seed=cfg.pool_seed)
+    draw = batch_fn(plain, TaskPool(cfg.model.D, cfg.pool_seed), device)
+    return lambda i: draw(10_000_000 + i)
+
+
+def one_M_batches(S: Sizes, M, device="cpu"):
+    """:func:`llc_batches` for a single run at task count ``M`` (groups of 1; expand to share them)."""
+    return llc_batches(S.sweep_config((M,)), S.llc_batch, device=device)
+
+
+# ------------------------------------------------------------------------------ the full run
+
+def store(root=None) -> ResultStore:
+    """The chapter's result store (default: the committed ``results/transient_ridge/``)."""
+    return ResultStore(CHAPTER, module="helpers.transient_ridge", schema=SCHEMA, root=root)
+
+
+def _curves(log: dict) -> dict:
+    keep = ("step", "ood", "id", "d_ridge", "d_dmmse", "groups", "ood_ridge_loss", "ood_dmmse_loss",
+            "id_ridge_loss", "id_dmmse_loss", "d_bayes", "d_zero_ridge", "seconds")
+    return {k: log[k] for k in keep}
+
+
+def _llc_record(est, groups) -> dict:
+    return {"llc": est.llc.tolist(), "llc_std": est.llc_std.tolist(), "init_loss": est.init_loss.tolist(),
+            "settled": settled(est), "settings": est.settings, "groups": groups}
+
+
+def grouped_from_state(cfg: SweepConfig, state: dict) -> GroupedTransformer:
+    """A grouped model of ``cfg``'s groups holding the weights ``state`` (e.g. a snapshot)."""
+    model = GroupedTransformer(cfg.model, len(cfg.groups))
+    model.load_state_dict(state)
+    return model
+
+
+def full_run(mode: str, progress: bool = True) -> RunOutput:
+    """Every experiment of the chapter at ``mode``'s sizes, on the GPU when there is one:
+
+    1. the sweep over M as one grouped model (with weight snapshots for the LLC over training);
+    2. the joint trajectory PCA; 3. the curriculum over M; 4. the LLC of every M at the end of
+    training, and of ``llc_M`` over training; 5. the cross-check against ``devinterp``;
+    6. grouped against one-by-one training.
+
+    Returns the metrics (curves, summaries, LLC estimates, timings), ``arrays.npz`` (probe features
+    of every checkpoint as float16, the predictors' features, LLC loss traces) and ``final.pt``
+    (the final weights of the ``keep_final`` groups).
+    """
+    S = sizes(mode)
+    seed_everything(S.seeds[0])
+    device = pick_device()
+    t0 = time.perf_counter()
+    metrics: dict = {"sizes": S.to_json(), "seconds": {}}
+    arrays: dict[str, np.ndarray] = {}
+
+    # 1. the sweep over M, with snapshots of every group for the LLC over training
+    cfg = S.sweep_config()
+    ckpts = S.checkpoints()
+    model, log = train_sweep(cfg, ckpts, device=device, eval_n=S.eval_n, n_probe=S.n_probe,
+                             snapshot_steps=S.snapshot_steps(), progress=progress)
+    metrics["sweep"] = _curves(log)
+    metrics["sweep"]["summary"] = summaries(log)
+    metrics["seconds"]["sweep"] = log["seconds"]
+    metrics["parameters"] = model.parameter_count()
+    arrays["features"] = log["features"].numpy().astype(np.float16)
+    arrays["probe_ridge"] = log["probe_ridge"].numpy()
+    arrays["probe_dmmse"] = log["probe_dmmse"].numpy()
+    groups = [M for M, _ in cfg.groups]
+    final = {label(M): model.select(groups.index(M)).state_dict() for M in S.keep_final}
+
+    # 2. joint trajectory PCA (cheap; the pages refit it from the same features)
+    proj = trajectory_pca(log["features"], log["probe_ridge"], log["probe_dmmse"])
+    metrics["pca"] = {"explained": proj["pca"].explained.tolist(),
+                      "detour": [pca_detour(proj, g) for g in range(len(groups))]}
+
+    # 3. the curriculum over M
+    ccfg = S.curriculum_config()
+    _, clog = train_sweep(ccfg, ckpts, device=device, eval_n=S.eval_n, n_probe=S.n_probe, progress=progress)
+    metrics["curriculum"] = _curves(clog)
+    metrics["curriculum"]["summary"] = summaries(clog)
+    metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
+    metrics["seconds"]["curriculum"] = clog["seconds"]
+
+    # 4. the LLC: every M at the end of training, then one M over training
+    timer = time.perf_counter()
+    llc = S.llc.kwargs()
+    est_M = estimate_llc(model, group_losses, llc_batches(cfg, S.llc_batch, device=device), **llc)
+    metrics["llc_over_M"] = _llc_record(est_M, [label(M) for M in groups])
+    arrays["llc_over_M_trace"] = est_M.loss_trace.numpy()
+    g_llc = groups.index(S.llc_M)
+    over_t = stack_models([grouped_from_state(cfg, snap).select(g_llc) for _, snap in sorted(log["snapshots"].items())])
+    over_t = over_t.to(device)
+    one = one_M_batches(S, S.llc_M, device=device)
+    G_t = over_t.groups
+    est_t = estimate_llc(over_t, group_losses, lambda i: tuple(x.expand(G_t, *x.shape[1:]) for x in one(i)), **llc)
+    metrics["llc_over_training"] = _llc_record(est_t, sorted(log["snapshots"]))
+    metrics["llc_over_training"]["M"] = label(S.llc_M)
+    arrays["llc_over_training_trace"] = est_t.loss_trace.numpy()
+    metrics["seconds"]["llc"] = time.perf_counter() - timer
+
+    # 5. cross-check against devinterp on the final checkpoint of llc_M (same settings, same init loss)
+    single = model.select(g_llc).to(device)
+    timer = time.perf_counter()
+    ours = estimate_llc(single, lambda m, b: group_losses(m, b)[0], one, **llc)
+    cross = {"ours": float(ours.llc[0]), "ours_std": float(ours.llc_std[0]), "ours_seconds": time.perf_counter() - timer}
+    try:
+        batches = [one(i) for i in range(S.llc.num_burnin + S.llc.num_draws)]
+        timer = time.perf_counter()
+        ref = estimate_llc_devinterp(single, lambda m, b: group_losses(m, b)[0], batches, **llc,
+                                     init_loss=float(ours.init_loss[0]))
+        cross.update(devinterp=ref["llc"], devinterp_std=ref["llc_std"], devinterp_seconds=time.perf_counter() - timer)
+    except ImportError as e:
+        cross["devinterp_error"] = str(e)
+    metrics["llc_crosscheck"] = cross
+
+    # 6. grouped against one-by-one training, same device and batches
+    metrics["timing"] = time_grouped_vs_separate(cfg, steps=S.timing_steps, device=device)
+
+    seconds = time.perf_counter() - t0
+    metrics["seconds"]["total"] = seconds
+    return RunOutput(metrics=metrics, seeds=list(S.seeds), device=device_name(device), seconds=seconds,
+                     files={"arrays.npz": arrays, "final.pt": final})
+
+
+def load(mode: str | None = None) -> ResultStore:
+    """The results a page shows: in smoke mode a fresh smoke run (seconds, every code path; its
+    numbers mean nothing), otherwise the committed full run (``results/transient_ridge/``)."""
+    mode = get_mode() if mode is None else mode
+    if mode == "smoke":
+        from .claims import evaluate
+        out = store(output_root("smoke"))
+        run = full_run("smoke", progress=False)
+        out.save_run(run, evaluate(run.metrics), mode="smoke")
+        return out
+    out = store()
+    out.read_run()   # a clear error naming the command if the results are missing or stale
+    return out
