@@ -1,20 +1,24 @@
+import dataclasses
+import json
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from helpers.multistep_gd import (LinearSelfAttention, SparseLSA, UnstableStepWarning, covariance_with_condition,
-                                  gd_iterates, gd_weights, looped_predict, no_cot_predict, one_step_error,
-                                  one_step_optimum, predict_next, prompt_matrix, rollout, sample_prompts,
-                                  squared_error, stability_bound, teacher_forced)
-from helpers.multistep_gd import experiments as ex
+from helpers import ExerciseError, History, torch_generator
+from helpers.multistep_gd import (LinearSelfAttention, SettingConfig, Sizes, SparseLSA, UnstableStepWarning, analysis,
+                                  batch_fn, claims, cot_loss, covariance_with_condition, effective_eta, evaluate_cot,
+                                  gd_iterates, gd_weights, looped_loss, looped_predict, no_cot_predict,
+                                  one_step_error, one_step_optimum, predict_next, prompt_matrix, rollout,
+                                  sample_prompts, sizes, sparsity_report, squared_error, stability_bound,
+                                  teacher_forced, two_stage_times)
 
 F64 = torch.float64
 
 
 def prompts(batch=8, n=20, d=5, seed=0, **kw):
-    return sample_prompts(batch, n, d, generator=torch.Generator().manual_seed(seed), dtype=F64, **kw)
+    return sample_prompts(batch, n, d, generator=torch_generator(seed), dtype=F64, **kw)
 
 
 def gd_model(d, eta, dtype=F64):
@@ -50,7 +54,7 @@ def test_gd_iterates_match_the_closed_form():
 
 def test_one_step_closed_forms_against_monte_carlo():
     n, d = 20, 10
-    P = sample_prompts(40_000, n, d, generator=torch.Generator().manual_seed(1), dtype=F64)
+    P = sample_prompts(40_000, n, d, generator=torch_generator(1), dtype=F64)
     for eta in (0.3, one_step_optimum(n, d), 0.9):
         w1 = gd_iterates(P.X, P.y, eta, 1, warn=False)[:, 1]
         mc = squared_error(w1, P.w_star).mean().item()
@@ -74,7 +78,7 @@ def test_stability_bound_and_warning():
 
 
 def test_covariance_with_condition():
-    Sigma = covariance_with_condition(6, 50.0, generator=torch.Generator().manual_seed(0), dtype=F64)
+    Sigma = covariance_with_condition(6, 50.0, generator=torch_generator(0), dtype=F64)
     ev = torch.linalg.eigvalsh(Sigma)
     assert ev[-1].item() == pytest.approx(1.0) and (ev[-1] / ev[0]).item() == pytest.approx(50.0)
     P = prompts(batch=20_000, n=1, d=6, Sigma=Sigma)
@@ -138,7 +142,7 @@ def test_rollout_with_hand_set_weights_is_k_step_gd():
 def test_teacher_forced_equals_one_prediction_per_prefix():
     d = 3
     P = prompts(d=d, batch=5, n=9)
-    model = LinearSelfAttention(d, init_std=0.3, generator=torch.Generator().manual_seed(3), dtype=F64)
+    model = LinearSelfAttention(d, init_std=0.3, generator=torch_generator(3), dtype=F64)
     W = torch.randn(5, 6, d, dtype=F64)
     got = teacher_forced(model, P.X, P.y, W)
     expected = torch.stack([predict_next(model, prompt_matrix(P.X, P.y, W[:, :j + 1]), P.n) for j in range(6)], 1)
@@ -148,7 +152,7 @@ def test_teacher_forced_equals_one_prediction_per_prefix():
 def test_rollout_feeds_back_its_own_predictions():
     d = 3
     P = prompts(d=d, batch=4, n=9)
-    model = LinearSelfAttention(d, init_std=0.2, generator=torch.Generator().manual_seed(4), dtype=F64)
+    model = LinearSelfAttention(d, init_std=0.2, generator=torch_generator(4), dtype=F64)
     R = rollout(model, P.X, P.y, 3)
     assert torch.allclose(teacher_forced(model, P.X, P.y, R[:, :-1]), R[:, 1:], atol=1e-12)
 
@@ -156,52 +160,171 @@ def test_rollout_feeds_back_its_own_predictions():
 # ---------------------------------------------------------------- measurements used by the chapter
 
 def test_measurements_on_the_construction():
-    setting = ex.Setting(d=4, n=12, k=5, eta=0.4)
-    P, W = ex.test_prompts(setting, 500)
+    setting = SettingConfig(d=4, n=12, k=5, eta=0.4)
+    P, W = analysis.held_out_prompts(setting, 500)
     model = gd_model(4, 0.4, dtype=torch.float32)
-    eta_hat, residual = ex.effective_eta(model, P)
+    eta_hat, residual = effective_eta(model, P)
     assert eta_hat == pytest.approx(0.4, rel=1e-5) and residual < 1e-10
-    report = ex.sparsity_report(model)
+    report = sparsity_report(model)
     assert report["eta_hat"] == pytest.approx(0.4) and report["product_offdiag"] == 0 and report["mass_outside"] == 0
-    curve = ex.evaluate_cot(model, P, W, setting.k)
+    curve = evaluate_cot(model, P, W, setting.k)
     assert torch.allclose(curve["model_mean"], curve["gd_mean"], rtol=1e-4) and curve["model_mean"].shape == (6,)
-    batch = ex.batch_fn(setting, 16, seed=0)(0)
-    assert ex.cot_loss(model, batch).item() < 1e-10
-    assert ex.looped_loss(setting.k)(model, batch).item() == pytest.approx(
+    batch = batch_fn(setting, 16, seed=0)(0)
+    assert cot_loss(model, batch).item() < 1e-10
+    assert looped_loss(setting.k)(model, batch).item() == pytest.approx(
         squared_error(batch[1][:, -1], batch[0].w_star).mean().item(), rel=1e-4)
 
 
 def test_random_layer_is_not_sparse():
-    report = ex.sparsity_report(LinearSelfAttention(4, init_std=1.0, generator=torch.Generator().manual_seed(0)))
+    report = sparsity_report(LinearSelfAttention(4, init_std=1.0, generator=torch_generator(0)))
     assert report["mass_outside"] > 0.5
 
 
 def test_two_stage_times_on_a_planted_history():
-    from helpers.training import History
     h = History()
     losses = [4.0, 3.9, 3.8, 3.5, 1.0, 0.01]
     for step, (loss, v, w) in enumerate(zip(losses, [0, 0.01, 0.02, 0.05, 0.4, 0.5], [0, 0.2, 0.3, 0.5, 0.9, 1.0])):
         h.record_eval(step * 100, {"loss": loss, "v": v, "w": w})
-    t = ex.two_stage_times(h)
+    t = two_stage_times(h)
     assert t["t_half"] == 400 and t["t_end"] == 500 and t["fast_fraction"] == pytest.approx(0.25)
     assert t["v_at_half"] == pytest.approx(0.8) and t["w_at_half"] == pytest.approx(0.9)
 
 
 def test_full_run_pipeline_in_smoke_mode(monkeypatch):
-    from helpers.multistep_gd import __main__ as cli
+    from helpers import output_root
+    from helpers.multistep_gd import store
+    from helpers.multistep_gd.__main__ import main
     monkeypatch.setenv("BOOK_MODE", "smoke")
-    out = cli.run("smoke", progress=False)
+    assert main(["--mode", "smoke", "--no-progress"]) == 0
+    out = store(output_root("smoke"))
     assert out.dir.parts[-3:] == (".scratch", "smoke", "multistep_gd")
     table = out.load_claims()
     assert len(table) == 7 + 3 and all(isinstance(c.holds, bool) for c in table.claims)
     assert out.read_run()["mode"] == "smoke"
-    assert set(out.load_json("metrics.json")) >= {"settings", "balanced", "generalisation_n", "generalisation_kappa"}
+    metrics = out.load_json("metrics.json")
+    assert set(metrics) >= {"settings", "balanced", "generalisation_n", "generalisation_kappa"}
+    # the stored metrics alone re-derive the same verdicts (every claim input is in metrics.json)
+    assert [c.to_dict() for c in claims.evaluate(metrics)] == [c.to_dict() for c in table.claims]
+    assert "W_PV" in " ".join(out.load_arrays("weights.npz"))
+
+
+# ---------------------------------------------------------------- settings, sizes
+
+def test_the_sizes_hold_together():
+    for mode in ("smoke", "default", "full"):
+        cfg = sizes(mode)
+        assert isinstance(cfg, Sizes) and cfg.settings and all(isinstance(s, SettingConfig) for s in cfg.settings)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sizes("full").steps = 1
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: SettingConfig(0, 20, 20, 0.5), ValueError, "d must be an int >= 1"),
+    (lambda: SettingConfig(10, 20, 0, 0.5), ValueError, "k must be an int >= 1"),
+    (lambda: SettingConfig(10, 20.0, 20, 0.5), TypeError, "n must be an int"),
+    (lambda: SettingConfig(10, 20, 20, 0.0), ValueError, "eta .* must be a number > 0"),
+    (lambda: Sizes((), 1, 1, 1, 1, 1, 1), ValueError, "settings must be a non-empty tuple"),
+    (lambda: Sizes((SettingConfig(4, 8, 4, 0.5),), 64, 0, 1, 1, 1, 1), ValueError, "steps must be an int >= 1"),
+])
+def test_bad_configs(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+# ---------------------------------------------------------------- claims on planted metrics
+
+def planted_metrics():
+    """Metrics of a run in which every claim holds, with a margin on each side of each pass mark."""
+    d, n, k, eta = 10, 20, 20, 0.5
+    theory, eta_star = one_step_error(n, d), one_step_optimum(n, d)
+    return {
+        "settings": [{
+            "setting": {"d": d, "n": n, "k": k, "eta": eta}, "eta_star": eta_star, "one_step_error_theory": theory,
+            "no_cot": {"test_error": [10.0, theory * 1.01], "eta_hat": eta_star * 1.01, "residual": 1e-4,
+                       "test_median": 3.0},
+            "cot": {"sparsity": {"eta_hat": eta * 1.01, "product_offdiag": 1e-3, "mass_outside": 0.01},
+                    "per_step": {"model_mean": [10.0, 0.0101], "gd_mean": [10.0, 0.0100],
+                                 "model_median": [8.0, 0.0101], "gd_median": [8.0, 0.0100]}},
+            "looped": {"test_error": [10.0, 0.2], "loops": 10},
+        }],
+        "balanced": {"v": [0.0, eta * 1.001], "w": [0.0, 0.999],
+                     "stages": {"t_half": 480.0, "t_end": 540.0, "fast_fraction": 0.125, "v_at_half": 0.6,
+                                "w_at_half": 0.9}},
+        "generalisation_n": {"n": [15, 20, 30, 40, 80], "model_median": [1.0, 1.0, 1.0, 1.0, 1.05],
+                             "gd_median": [1.0] * 5},
+        # κ = 50, 100 are off GD, but only κ <= 10 counts
+        "generalisation_kappa": {"kappa": [1, 2, 5, 10, 20, 50, 100],
+                                 "model_median": [1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0], "gd_median": [1.0] * 7},
+    }
+
+
+def _set(metrics, path, value):
+    node = metrics
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+S0 = ("settings", 0)
+# claim id → the numbers to change (path, value) so that exactly this claim fails
+BREAKS = {
+    "no_cot_plateau[d=10, n=20]": [((*S0, "no_cot", "test_error", -1), one_step_error(20, 10) * 1.07)],
+    "no_cot_is_one_gd_step[d=10, n=20]": [((*S0, "no_cot", "residual"), 0.02)],
+    "cot_sparse_pattern[d=10, n=20]": [((*S0, "cot", "sparsity", "mass_outside"), 0.06)],
+    "cot_tracks_gd[d=10, n=20]": [((*S0, "cot", "per_step", "gd_median", -1), 0.0115)],
+    # the CoT error and its GD reference move together: still tracking GD, no longer 100× below no-CoT
+    "cot_beats_no_cot_mean[d=10, n=20]": [((*S0, "cot", "per_step", "model_mean", -1), 0.0404),
+                                           ((*S0, "cot", "per_step", "gd_mean", -1), 0.04)],
+    "cot_beats_no_cot_median[d=10, n=20]": [((*S0, "no_cot", "test_median"), 0.9)],
+    "looped_beats_single_pass[d=10, n=20]": [((*S0, "looped", "test_error", -1), 0.4)],
+    "two_stage_dynamics": [(("balanced", "stages", "fast_fraction"), 0.6)],
+    "generalises_to_other_n": [(("generalisation_n", "model_median", 4), 1.12)],
+    "generalises_to_covariances": [(("generalisation_kappa", "model_median", 3), 0.88)],
+}
+
+
+def test_planted_metrics_make_every_claim_hold():
+    result = claims.evaluate(planted_metrics())
+    assert [c.id for c in result] == list(BREAKS)
+    assert all(c.holds for c in result), [c.id for c in result if not c.holds]
+    assert {c.id: c.kind for c in result if c.kind != "paper"} == {"generalises_to_other_n": "extension"}
+    assert all(c.criterion for c in result)
+    json.dumps([c.to_dict() for c in result], allow_nan=False)
+
+
+@pytest.mark.parametrize("claim_id", list(BREAKS))
+def test_each_claim_flips_alone(claim_id):
+    metrics = planted_metrics()
+    for path, value in BREAKS[claim_id]:
+        _set(metrics, path, value)
+    flipped = [c.id for c in claims.evaluate(metrics) if not c.holds]
+    assert flipped == [claim_id]
+
+
+def test_claims_read_missing_and_non_finite_metrics_clearly():
+    metrics = planted_metrics()
+    del metrics["settings"][0]["no_cot"]["test_median"]
+    with pytest.raises(KeyError, match=r"\['no_cot'\]\['test_median'\] is missing.*--mode full"):
+        claims.evaluate(metrics)
+    metrics = planted_metrics()
+    metrics["balanced"]["stages"] = dict.fromkeys(metrics["balanced"]["stages"], None)  # NaN in metrics.json
+    verdicts = {c.id: c.holds for c in claims.evaluate(metrics)}
+    assert not verdicts["two_stage_dynamics"] and sum(not h for h in verdicts.values()) == 1
+
+
+def test_demo_check_is_looser_than_the_claim_only_for_large_n():
+    kw = dict(ns=[20, 80], gd_median=[1.0, 1.0])
+    assert claims.DEMO_MIN_COT_GAIN < claims.MIN_COT_GAIN
+    assert claims.generalises_to_other_n_demo(model_median=[1.05, 1.3], **kw)
+    assert not claims.generalises_to_other_n(n_train=20, model_median=[1.05, 1.3], **kw).holds
+    assert not claims.generalises_to_other_n_demo(model_median=[1.2, 1.0], **kw)
+    assert not claims.generalises_to_other_n_demo(model_median=[1.0, 1.6], **kw)
 
 
 # ---------------------------------------------------------------- exercise checkers
 
 def test_check_gd_weights_accepts_the_construction_and_explains_mistakes():
-    from helpers.multistep_gd.exercises import ExerciseError, check_gd_weights
+    from helpers.multistep_gd import check_gd_weights
     assert check_gd_weights(gd_weights).startswith("Correct")
 
     def wrong_sign(d, eta):
@@ -221,7 +344,7 @@ def test_check_gd_weights_accepts_the_construction_and_explains_mistakes():
 
 
 def test_check_rollout_accepts_rollout_and_explains_mistakes():
-    from helpers.multistep_gd.exercises import ExerciseError, check_rollout
+    from helpers.multistep_gd import check_rollout
     assert check_rollout(rollout).startswith("Correct")
 
     def only_latest_token(model, X, y, k):

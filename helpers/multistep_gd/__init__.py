@@ -1,20 +1,41 @@
 """Chapter 2 — multi-step gradient descent with chain of thought (Huang, Wang & Lee 2025).
 
-- :mod:`.data`        — prompts, exact GD iterates, the one-step closed forms;
-- :mod:`.lsa`         — the prompt matrix, linear self-attention (full, sparse, looped), rollout;
-- :mod:`.experiments` — the chapter's experiments, shared by the notebooks and the full run;
-- :mod:`.exercises`   — checkers for the chapter's exercises.
+- :mod:`.data`      — prompts, exact GD iterates, the one-step closed forms;
+- :mod:`.models`    — the prompt matrix, linear self-attention (full, sparse, looped), the GD
+  construction, rollout;
+- :mod:`.train`     — settings and sizes (``SettingConfig``, ``Sizes``), batches, training losses,
+  the training functions, and the full run (``full_run``, ``store``);
+- :mod:`.analysis`  — held-out prompts, fitted η̂, sparsity, rollout vs GD, the two stages,
+  generalisation over n and Σ;
+- :mod:`.plots`     — the chapter's figures (weight heatmaps, model vs GD, the balanced run);
+- :mod:`.claims`    — the pass marks and the claim functions shared by the full run and the notebooks;
+- :mod:`.exercises` — checkers for the chapter's exercises;
+- ``__main__``      — the command line of the full run.
 
 Full run: ``python -m helpers.multistep_gd --mode full``.
 """
+from . import analysis, claims, data, exercises, models, plots, train
+from .analysis import (effective_eta, evaluate_cot, generalisation_over_kappa, generalisation_over_n,
+                       held_out_prompts, no_cot_optimum, sparsity_report, two_stage_times)
 from .data import (Prompts, UnstableStepWarning, covariance_with_condition, empirical_covariance, gd_iterates,
                    one_step_error, one_step_optimum, sample_prompts, squared_error, stability_bound)
-from .lsa import (LinearSelfAttention, SparseLSA, blocks, gd_weights, looped_predict, no_cot_predict,
-                  predict_next, prompt_matrix, rollout, teacher_forced)
+from .exercises import check_gd_weights, check_rollout
+from .models import (LinearSelfAttention, SparseLSA, blocks, gd_weights, looped_predict, no_cot_predict,
+                     predict_next, prompt_matrix, rollout, teacher_forced)
+from .train import (CHAPTER, KAPPAS, SCHEMA, SEED, TEST_NS, SettingConfig, Sizes, batch_fn, cot_loss, full_run,
+                    looped_loss, no_cot_loss, sizes, store, train_balanced, train_cot, train_looped, train_no_cot,
+                    weight_snapshot)
 
 __all__ = [
+    "analysis", "claims", "data", "exercises", "models", "plots", "train",
     "Prompts", "UnstableStepWarning", "covariance_with_condition", "empirical_covariance", "gd_iterates",
     "one_step_error", "one_step_optimum", "sample_prompts", "squared_error", "stability_bound",
     "LinearSelfAttention", "SparseLSA", "blocks", "gd_weights", "looped_predict", "no_cot_predict",
     "predict_next", "prompt_matrix", "rollout", "teacher_forced",
+    "CHAPTER", "KAPPAS", "SCHEMA", "SEED", "TEST_NS", "SettingConfig", "Sizes", "batch_fn", "cot_loss", "full_run",
+    "looped_loss", "no_cot_loss", "sizes", "store", "train_balanced", "train_cot", "train_looped", "train_no_cot",
+    "weight_snapshot",
+    "effective_eta", "evaluate_cot", "generalisation_over_kappa", "generalisation_over_n", "held_out_prompts",
+    "no_cot_optimum", "sparsity_report", "two_stage_times",
+    "check_gd_weights", "check_rollout",
 ]

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import torch
 
+from ..exercises import ExerciseError
+from ..seeds import torch_generator
 from .data import gd_iterates, sample_prompts
-from .lsa import LinearSelfAttention, blocks, predict_next, prompt_matrix, rollout
-
-
-class ExerciseError(AssertionError):
-    """Raised by a checker with a hint about what to fix."""
+from .models import LinearSelfAttention, blocks, predict_next, prompt_matrix, rollout
 
 
 def _prompts(d: int = 3, n: int = 7, batch: int = 4, seed: int = 0):
-    return sample_prompts(batch, n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return sample_prompts(batch, n, d, generator=torch_generator(seed), dtype=torch.float64)
 
 
 def check_gd_weights(make_weights) -> str:
@@ -39,7 +37,7 @@ def check_gd_weights(make_weights) -> str:
             model.W_PV.copy_(W_PV)
             model.W_KQ.copy_(W_KQ)
         P = _prompts(d=d)
-        w = torch.randn(len(P), 1, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        w = torch.randn(len(P), 1, d, generator=torch_generator(1), dtype=torch.float64)
         got = predict_next(model, prompt_matrix(P.X, P.y, w), P.n)
         expected = gd_iterates(P.X, P.y, eta, 1, w0=w[:, 0], warn=False)[:, 1]
         if torch.allclose(got, expected, atol=1e-9):
@@ -64,7 +62,7 @@ def check_rollout(my_rollout) -> str:
     """Exercise 2. ``my_rollout(model, X, y, k) -> (B, k+1, d)`` must be the autoregressive CoT rollout."""
     d = 3
     P = _prompts(d=d, batch=5)
-    model = LinearSelfAttention(d, init_std=0.2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    model = LinearSelfAttention(d, init_std=0.2, generator=torch_generator(2), dtype=torch.float64)
     k = 4
     got = my_rollout(model, P.X, P.y, k)
     expected = rollout(model, P.X, P.y, k)

@@ -1,55 +1,116 @@
-"""The chapter's experiments, shared by the notebooks (live, default sizes) and the full run.
+"""What trains: the chapter's settings and sizes, batches, training losses, the four training
+functions, and the full run that measures everything the claims need.
 
-Each ``train_*`` function trains one model with :func:`helpers.train` and returns it with its
-:class:`~helpers.training.History`; :func:`evaluate_cot` and friends measure what the chapter
-claims. Sizes per mode live in :data:`SIZES`.
+- :class:`SettingConfig` — one task setting ``(d, n)`` with its CoT length ``k`` and GD step ``η``;
+- :class:`Sizes` — every size of a run, declared for the three modes in :func:`sizes`;
+- :func:`batch_fn`, :func:`cot_loss`, :func:`no_cot_loss`, :func:`looped_loss` — what training sees;
+- :func:`train_no_cot`, :func:`train_cot`, :func:`train_balanced`, :func:`train_looped` — each trains
+  one model with :func:`helpers.train` and returns it with its :class:`~helpers.training.History`;
+- :func:`full_run` — every model at a mode's sizes, and the ``metrics`` that
+  :func:`helpers.multistep_gd.claims.evaluate` judges; :func:`store` — where it is saved.
+
+The chapter's matrices are (2d+2)×(2d+2) = 22×22, so every experiment runs on the CPU by
+design (a GPU would mostly wait on kernel launches); the full run takes about ten minutes on
+two CPU cores.
 
 Used in: book/multistep_gd/02_no_cot_vs_cot.ipynb, 03_generalisation_and_looping.ipynb and
 ``python -m helpers.multistep_gd``.
 """
 from __future__ import annotations
 
-import warnings
+import dataclasses
+import time
 from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_int
+from ..device import device_name, seed_everything
 from ..modes import by_mode
-from ..training import History, checkpoint_schedule, step_generator, train
-from .data import (covariance_with_condition, gd_iterates, one_step_error, one_step_optimum, sample_prompts,
-                   squared_error)
-from .lsa import LinearSelfAttention, SparseLSA, blocks, looped_predict, no_cot_predict, rollout, teacher_forced
+from ..results import ResultStore, RunOutput
+from ..seeds import step_generator, torch_generator
+from ..training import checkpoint_schedule, train
+from .analysis import (effective_eta, evaluate_cot, generalisation_over_kappa, generalisation_over_n,
+                       held_out_prompts, no_cot_optimum, sparsity_report, two_stage_times)
+from .data import gd_iterates, sample_prompts, squared_error
+from .models import LinearSelfAttention, SparseLSA, looped_predict, no_cot_predict, rollout, teacher_forced
+
+CHAPTER = "multistep_gd"
+SCHEMA = 1
+SEED = 0
+TEST_NS = (15, 20, 30, 40, 80)  # n <= d: GD with η = 0.5 diverges on most prompts
+KAPPAS = (1, 2, 5, 10, 20, 50, 100)
 
 
 @dataclass(frozen=True)
-class Setting:
-    """One (d, n) setting with its CoT length k and GD step η (chosen stable, see the chapter)."""
+class SettingConfig:
+    """One (d, n) setting with its CoT length k and GD step η (chosen stable, see the chapter).
+
+    ``d``: dimension of x and w* (>= 1); ``n``: examples per prompt (>= 1); ``k``: CoT steps, the
+    number of GD iterates ``w_1 … w_k`` the model is trained on (>= 1); ``eta``: the GD step η > 0.
+    """
 
     d: int
     n: int
     k: int
     eta: float
 
+    def __post_init__(self):
+        check_int("d", self.d, 1)
+        check_int("n", self.n, 1)
+        check_int("k", self.k, 1)
+        if not (isinstance(self.eta, (int, float)) and self.eta > 0):
+            raise ValueError(f"eta (the GD step η) must be a number > 0; got {self.eta!r}")
 
-def sizes(mode: str | None = None) -> dict:
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every size of a run: the ``settings`` trained, Adam ``batch`` and ``steps`` (no CoT, CoT),
+    ``loop_steps`` (looped model), ``balanced_steps`` (plain GD from the balanced init), ``test``
+    held-out prompts, and the looped model's number of ``loops`` L."""
+
+    settings: tuple[SettingConfig, ...]
+    batch: int
+    steps: int
+    loop_steps: int
+    balanced_steps: int
+    test: int
+    loops: int
+
+    def __post_init__(self):
+        if not self.settings or not all(isinstance(s, SettingConfig) for s in self.settings):
+            raise ValueError(f"settings must be a non-empty tuple of SettingConfig; got {self.settings!r}")
+        for name in ("batch", "steps", "loop_steps", "balanced_steps", "test", "loops"):
+            check_int(name, getattr(self, name), 1)
+
+
+def sizes(mode: str | None = None) -> Sizes:
     """The chapter's sizes per mode (all three declared here, so a reader sees them together)."""
     return by_mode(
-        smoke=dict(settings=[Setting(4, 8, 4, 0.5)], batch=64, steps=60, loop_steps=40, balanced_steps=60,
-                   test=256, loops=4),
-        default=dict(settings=[Setting(10, 20, 20, 0.5)], batch=256, steps=1000, loop_steps=500,
-                     balanced_steps=1500, test=2000, loops=10),
-        full=dict(settings=[Setting(10, 20, 20, 0.5), Setting(10, 40, 20, 0.6)], batch=512, steps=4000,
-                  loop_steps=2000, balanced_steps=3000, test=10_000, loops=10),
+        smoke=Sizes(settings=(SettingConfig(4, 8, 4, 0.5),), batch=64, steps=60, loop_steps=40,
+                    balanced_steps=60, test=256, loops=4),
+        default=Sizes(settings=(SettingConfig(10, 20, 20, 0.5),), batch=256, steps=1000, loop_steps=500,
+                      balanced_steps=1500, test=2000, loops=10),
+        full=Sizes(settings=(SettingConfig(10, 20, 20, 0.5), SettingConfig(10, 40, 20, 0.6)), batch=512,
+                   steps=4000, loop_steps=2000, balanced_steps=3000, test=10_000, loops=10),
         mode=mode,
     )
+
+
+def store(root=None) -> ResultStore:
+    """The chapter's result store (default: the committed ``results/multistep_gd/``)."""
+    return ResultStore(CHAPTER, module="helpers.multistep_gd", schema=SCHEMA, root=root)
 
 
 # --------------------------------------------------------------------------------------------
 # batches and losses
 
 
-def batch_fn(setting: Setting, batch: int, seed: int, Sigma: torch.Tensor | None = None):
-    """``batch_fn(step) -> (Prompts, GD iterates (B, k+1, d))``, the same for a step in any run."""
+def batch_fn(setting: SettingConfig, batch: int, seed: int, Sigma: torch.Tensor | None = None):
+    """``batch_fn(step) -> (Prompts, GD iterates (B, k+1, d))``, the same for a step in any run
+    (drawn from :func:`helpers.step_generator` ``(seed, step)``)."""
+    check_int("batch", batch, 1)
+
     def draw(step: int):
         P = sample_prompts(batch, setting.n, setting.d, Sigma=Sigma, generator=step_generator(seed, step))
         return P, gd_iterates(P.X, P.y, setting.eta, setting.k, warn=False)
@@ -70,6 +131,8 @@ def no_cot_loss(model: LinearSelfAttention, batch) -> torch.Tensor:
 
 def looped_loss(loops: int):
     """``||ŵ_L − w*||²`` after ``loops`` applications of the shared layer (trained end to end)."""
+    check_int("loops", loops, 1)
+
     def loss(model: LinearSelfAttention, batch) -> torch.Tensor:
         P, _ = batch
         return squared_error(looped_predict(model, P.X, P.y, loops), P.w_star).mean()
@@ -85,21 +148,11 @@ def _adam(model: torch.nn.Module, lr: float, steps: int):
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
 
 
-def test_prompts(setting: Setting, count: int, seed: int = 10_000, Sigma: torch.Tensor | None = None, n: int | None = None):
-    """Held-out prompts (a seed never used for training batches) and their exact GD iterates."""
-    P = sample_prompts(count, setting.n if n is None else n, setting.d, Sigma=Sigma,
-                       generator=torch.Generator().manual_seed(seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        W = gd_iterates(P.X, P.y, setting.eta, setting.k)
-    return P, W
-
-
-def train_no_cot(setting: Setting, *, steps: int, batch: int, seed: int = 0, lr: float = 3e-3,
+def train_no_cot(setting: SettingConfig, *, steps: int, batch: int, seed: int = 0, lr: float = 3e-3,
                  init_std: float = 0.01, test: int = 2000, progress: bool | None = None):
     """Train a full LSA to output ``w*`` in one pass; eval: test error at checkpoints."""
-    model = LinearSelfAttention(setting.d, init_std=init_std, generator=torch.Generator().manual_seed(seed))
-    P, _ = test_prompts(setting, test)
+    model = LinearSelfAttention(setting.d, init_std=init_std, generator=torch_generator(seed))
+    P, _ = held_out_prompts(setting, test)
     opt, sched = _adam(model, lr, steps)
     history = train(model, no_cot_loss, batch_fn(setting, batch, seed), steps=steps, optimizer=opt, scheduler=sched,
                     grad_clip=1.0, log_every=max(1, steps // 100),
@@ -110,19 +163,22 @@ def train_no_cot(setting: Setting, *, steps: int, batch: int, seed: int = 0, lr:
 
 
 def weight_snapshot(model: LinearSelfAttention) -> dict[str, torch.Tensor]:
+    """Detached copies ``{"W_PV": (2d+2, 2d+2), "W_KQ": (2d+2, 2d+2)}`` of the model's matrices."""
     W_PV, W_KQ = model.matrices()
     return {"W_PV": W_PV.detach().clone(), "W_KQ": W_KQ.detach().clone()}
 
 
-def train_cot(setting: Setting, *, steps: int, batch: int, seed: int = 0, lr: float = 3e-3, init_std: float = 0.01,
-              test: int = 2000, snapshots: int = 6, progress: bool | None = None):
+def train_cot(setting: SettingConfig, *, steps: int, batch: int, seed: int = 0, lr: float = 3e-3,
+              init_std: float = 0.01, test: int = 2000, snapshots: int = 6, progress: bool | None = None):
     """Train a full LSA (every entry trainable, random init) on teacher-forced CoT.
 
-    Returns ``(model, history, snaps)`` where ``snaps`` maps a few steps to ``W^{PV}``, ``W^{KQ}``.
-    Eval at checkpoints: rollout error after k steps (mean, median) and deviation from exact GD.
+    Returns ``(model, history, snaps)`` where ``snaps`` maps a few steps (log-spaced, step 0
+    included) to ``W^{PV}``, ``W^{KQ}``. Eval at checkpoints: rollout error after k steps (mean,
+    median) and deviation from exact GD.
     """
-    model = LinearSelfAttention(setting.d, init_std=init_std, generator=torch.Generator().manual_seed(seed))
-    P, W = test_prompts(setting, test)
+    check_int("snapshots", snapshots, 1)
+    model = LinearSelfAttention(setting.d, init_std=init_std, generator=torch_generator(seed))
+    P, W = held_out_prompts(setting, test)
     snap_steps = sorted(set(int(round(s)) for s in torch.logspace(0, torch.log10(torch.tensor(float(steps))).item(),
                                                                   snapshots - 1).tolist()) | {0})
     snaps: dict[int, dict[str, torch.Tensor]] = {}
@@ -143,12 +199,12 @@ def train_cot(setting: Setting, *, steps: int, batch: int, seed: int = 0, lr: fl
     return model, history, snaps
 
 
-def train_balanced(setting: Setting, *, steps: int, batch: int, init: float = 1e-3, lr: float = 0.01, seed: int = 0,
-                   progress: bool | None = None):
+def train_balanced(setting: SettingConfig, *, steps: int, batch: int, init: float = 1e-3, lr: float = 0.01,
+                   seed: int = 0, progress: bool | None = None):
     """Plain gradient descent (a proxy for gradient flow) on the sparse model from ``V_31 = −εI, W_13 = εI``.
 
-    Eval at checkpoints: ``−mean diag V_31``, ``mean diag W_13``, the off-diagonal size of both,
-    and the CoT loss on a fixed batch.
+    Eval at checkpoints: ``v = −mean diag V_31``, ``w = mean diag W_13``, the off-diagonal size of
+    both, and the CoT loss on a fixed batch (seed ``seed + 1``).
     """
     model = SparseLSA(setting.d, init=init)
     fixed = batch_fn(setting, 2048, seed + 1)(0)
@@ -166,7 +222,7 @@ def train_balanced(setting: Setting, *, steps: int, batch: int, init: float = 1e
     return model, history
 
 
-def train_looped(setting: Setting, *, loops: int, steps: int, batch: int, seed: int = 0, lr: float = 1e-2,
+def train_looped(setting: SettingConfig, *, loops: int, steps: int, batch: int, seed: int = 0, lr: float = 1e-2,
                  init_std: float = 0.01, sparse: bool = True, test: int = 2000, progress: bool | None = None):
     """Train an LSA applied ``loops`` times (weights shared), end to end on ``||ŵ_L − w*||²``.
 
@@ -174,13 +230,13 @@ def train_looped(setting: Setting, *, loops: int, steps: int, batch: int, seed: 
     of std ``init_std``; ``sparse=False`` trains full matrices (unstable in our runs: the looped
     map is a high-degree polynomial of the weights and overflows on rare prompts).
     """
-    g = torch.Generator().manual_seed(seed)
+    g = torch_generator(seed)
     if sparse:
         model = SparseLSA(setting.d, V31=init_std * torch.randn(setting.d, setting.d, generator=g),
                           W13=init_std * torch.randn(setting.d, setting.d, generator=g))
     else:
         model = LinearSelfAttention(setting.d, init_std=init_std, generator=g)
-    P, _ = test_prompts(setting, test)
+    P, _ = held_out_prompts(setting, test)
     opt, sched = _adam(model, lr, steps)
     history = train(model, looped_loss(loops), batch_fn(setting, batch, seed), steps=steps, optimizer=opt,
                     scheduler=sched, grad_clip=1.0, log_every=max(1, steps // 100),
@@ -191,112 +247,74 @@ def train_looped(setting: Setting, *, loops: int, steps: int, batch: int, seed: 
 
 
 # --------------------------------------------------------------------------------------------
-# measurements
+# the full run
 
 
-def effective_eta(model: LinearSelfAttention, P) -> tuple[float, float]:
-    """Fit ``ŵ ≈ η̂ · X y / n`` by least squares; return ``(η̂, relative residual)``.
+def full_run(mode: str, progress: bool = True) -> RunOutput:
+    """Train every model of the chapter at ``mode``'s sizes and measure what the claims need.
 
-    A relative residual near 0 means the learned no-CoT map IS one GD step from 0, of size η̂.
+    ``metrics`` (→ ``metrics.json``): ``sizes``; per setting (``settings[i]``) the setting, η* and
+    the one-step optimum, the no-CoT curve with its final mean and median error, fitted η̂ and
+    residual, the CoT curves, sparsity and per-step rollout errors, the looped curve and per-loop
+    errors; ``balanced`` (the two-stage run); ``generalisation_n`` and ``generalisation_kappa``
+    (the first setting's models). ``files``: ``weights.npz``, the CoT ``W^{PV}``, ``W^{KQ}``
+    snapshots as ``s{i}_{W_PV|W_KQ}_{step}``.
     """
-    with torch.no_grad():
-        w_hat = no_cot_predict(model, P.X, P.y)
-        g = torch.einsum("bdn,bn->bd", P.X, P.y) / P.n
-        eta_hat = (w_hat * g).sum() / (g * g).sum()
-        residual = ((w_hat - eta_hat * g) ** 2).sum() / (w_hat ** 2).sum()
-    return eta_hat.item(), residual.item()
+    seed_everything(SEED)
+    cfg = sizes(mode)
+    t0 = time.perf_counter()
+    metrics: dict = {"settings": [],
+                     "sizes": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "settings"}}
+    weights = {}
+    first = None
+    for i, setting in enumerate(cfg.settings):
+        eta_star, theory = no_cot_optimum(setting)
+        P, W = held_out_prompts(setting, cfg.test)
 
+        timer = time.perf_counter()
+        no_cot, h_no = train_no_cot(setting, steps=cfg.steps, batch=cfg.batch, test=cfg.test, progress=progress)
+        eta_hat, residual = effective_eta(no_cot, P)
+        with torch.no_grad():
+            no_cot_errors = squared_error(no_cot_predict(no_cot, P.X, P.y), P.w_star)
+        t_no = time.perf_counter() - timer
 
-def sparsity_report(model: LinearSelfAttention) -> dict[str, float]:
-    """How close the learned matrices are to the GD pattern.
+        timer = time.perf_counter()
+        cot, h_cot, snaps = train_cot(setting, steps=cfg.steps, batch=cfg.batch, test=cfg.test, progress=progress)
+        t_cot = time.perf_counter() - timer
+        curve = evaluate_cot(cot, P, W, setting.k)
+        sparsity = sparsity_report(cot)
 
-    ``eta_hat``: ``−mean diag(V_31 W_13)`` (the invariant: ``V_31 → −cηI, W_13 → I/c`` for any c);
-    ``product_offdiag``: max off-diagonal of ``V_31 W_13``; ``mass_outside``: the fraction of the
-    Frobenius mass of ``W^{PV}`` and ``W^{KQ}`` outside the blocks (V_31; W_13 and the y–1 pairing).
-    """
-    d = model.d
-    b = blocks(d)
-    with torch.no_grad():
-        W_PV, W_KQ = (M.detach().to(torch.float64) for M in model.matrices())
-        V31, W13 = W_PV[b["w"], b["x"]], W_KQ[b["x"], b["w"]]
-        product = V31 @ W13
-        inside_PV = (V31 ** 2).sum()
-        inside_KQ = (W13 ** 2).sum() + W_KQ[b["y"], b["one"]] ** 2
-        mass_outside = ((W_PV ** 2).sum() - inside_PV + (W_KQ ** 2).sum() - inside_KQ) / ((W_PV ** 2).sum() + (W_KQ ** 2).sum())
-        off = product - torch.diag(product.diag())
-    return {"eta_hat": -product.diag().mean().item(), "product_offdiag": off.abs().max().item(),
-            "mass_outside": mass_outside.item()}
+        timer = time.perf_counter()
+        looped, h_loop = train_looped(setting, loops=cfg.loops, steps=cfg.loop_steps, batch=cfg.batch,
+                                      test=cfg.test, progress=progress)
+        with torch.no_grad():
+            per_loop = squared_error(looped_predict(looped, P.X, P.y, cfg.loops, return_all=True),
+                                     P.w_star.unsqueeze(1)).mean(0)
+        t_loop = time.perf_counter() - timer
 
+        metrics["settings"].append({
+            "setting": dataclasses.asdict(setting), "eta_star": eta_star, "one_step_error_theory": theory,
+            "no_cot": {"eval_steps": h_no.eval_steps, "test_error": h_no.evals["test_error"], "eta_hat": eta_hat,
+                       "residual": residual, "test_median": float(torch.median(no_cot_errors)), "seconds": t_no},
+            "cot": {"eval_steps": h_cot.eval_steps, **h_cot.evals, "sparsity": sparsity, "seconds": t_cot,
+                    "per_step": {k: v.tolist() for k, v in curve.items()}},
+            "looped": {"eval_steps": h_loop.eval_steps, "test_error": h_loop.evals["test_error"],
+                       "per_loop": per_loop.tolist(), "loops": cfg.loops, "seconds": t_loop},
+        })
+        for step, snap in snaps.items():
+            for name, M in snap.items():
+                weights[f"s{i}_{name}_{step}"] = M
+        if i == 0:
+            first = (setting, cot, no_cot)
 
-def evaluate_cot(model: LinearSelfAttention, P, W: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-    """Per step j = 0..k: rollout error and exact-GD error (mean and median over prompts).
-
-    Returns tensors of shape (k+1,): ``model_mean, model_median, gd_mean, gd_median``.
-    """
-    with torch.no_grad():
-        R = rollout(model, P.X, P.y, k)
-    e_model = squared_error(R, P.w_star.unsqueeze(1))
-    e_gd = squared_error(W[:, :k + 1], P.w_star.unsqueeze(1))
-    # Prompts on which GD diverges overflow to inf/nan; the median stays meaningful, the mean does not.
-    return {"model_mean": e_model.mean(0), "model_median": e_model.nan_to_num(nan=float("inf")).median(0).values,
-            "gd_mean": e_gd.mean(0), "gd_median": e_gd.nan_to_num(nan=float("inf")).median(0).values}
-
-
-def two_stage_times(history: History) -> dict[str, float]:
-    """The two stages of :func:`train_balanced`, read off its loss and scales.
-
-    ``t_half``: first step with loss below half its initial value (the end of the slow stage);
-    ``t_end``: first step with loss below 1% of it; ``fast_fraction = (t_end − t_half) / t_half``
-    (small: a long plateau, then a sharp drop). ``v_at_half``, ``w_at_half``: the scales at
-    ``t_half`` as fractions of their final values (which block moved first).
-    """
-    steps = history.eval_steps
-    loss, v, w = (history.eval_array(k) for k in ("loss", "v", "w"))
-    below = lambda frac: next((steps[i] for i in range(len(loss)) if loss[i] < frac * loss[0]), None)  # noqa: E731
-    t_half, t_end = below(0.5), below(0.01)
-    if t_half is None or t_end is None:
-        return {"t_half": float("nan"), "t_end": float("nan"), "fast_fraction": float("nan"),
-                "v_at_half": float("nan"), "w_at_half": float("nan")}
-    i = steps.index(t_half)
-    return {"t_half": float(t_half), "t_end": float(t_end), "fast_fraction": (t_end - t_half) / max(t_half, 1),
-            "v_at_half": float(v[i] / v[-1]), "w_at_half": float(w[i] / w[-1])}
-
-
-def generalisation_over_n(model: LinearSelfAttention, setting: Setting, ns: list[int], test: int) -> dict[str, list]:
-    """Rollout error after k steps on prompts with other n (the layer divides by the prompt's n).
-
-    Returns lists over ``ns``: model and exact-GD errors (mean, median) and the stable fraction.
-    """
-    out = {"n": list(ns), "model_mean": [], "model_median": [], "gd_mean": [], "gd_median": []}
-    for n in ns:
-        P, W = test_prompts(setting, test, seed=20_000 + n, n=n)
-        r = evaluate_cot(model, P, W, setting.k)
-        for key in ("model_mean", "model_median", "gd_mean", "gd_median"):
-            out[key].append(r[key][-1].item())
-    return out
-
-
-def generalisation_over_kappa(model: LinearSelfAttention, no_cot_model: LinearSelfAttention | None, setting: Setting,
-                              kappas: list[float], test: int) -> dict[str, list]:
-    """Errors on prompts with ``x ~ N(0, Σ)``, ``Σ`` of condition number κ (λ_max = 1, random axes).
-
-    Returns lists over ``kappas``: CoT rollout and exact GD after k steps (mean, median), and the
-    no-CoT model's error (mean) if given.
-    """
-    out = {"kappa": list(kappas), "model_mean": [], "model_median": [], "gd_mean": [], "gd_median": [],
-           "no_cot_mean": []}
-    for i, kappa in enumerate(kappas):
-        Sigma = covariance_with_condition(setting.d, kappa, generator=torch.Generator().manual_seed(30_000 + i))
-        P, W = test_prompts(setting, test, seed=31_000 + i, Sigma=Sigma)
-        r = evaluate_cot(model, P, W, setting.k)
-        for key in ("model_mean", "model_median", "gd_mean", "gd_median"):
-            out[key].append(r[key][-1].item())
-        if no_cot_model is not None:
-            with torch.no_grad():
-                out["no_cot_mean"].append(squared_error(no_cot_predict(no_cot_model, P.X, P.y), P.w_star).mean().item())
-    return out
-
-
-def no_cot_optimum(setting: Setting) -> tuple[float, float]:
-    """``(η*, d(d+1)/(n+d+1))`` for the setting."""
-    return one_step_optimum(setting.n, setting.d), one_step_error(setting.n, setting.d)
+    setting, cot, no_cot = first
+    timer = time.perf_counter()
+    _, h_b = train_balanced(setting, steps=cfg.balanced_steps, batch=cfg.batch, progress=progress)
+    metrics["balanced"] = {"eval_steps": h_b.eval_steps, **h_b.evals, "stages": two_stage_times(h_b),
+                           "seconds": time.perf_counter() - timer}
+    metrics["generalisation_n"] = generalisation_over_n(cot, setting, list(TEST_NS), cfg.test)
+    metrics["generalisation_kappa"] = generalisation_over_kappa(cot, no_cot, setting, list(KAPPAS), cfg.test)
+    seconds = time.perf_counter() - t0
+    metrics["seconds"] = seconds
+    return RunOutput(metrics=metrics, seeds=[SEED], device=device_name(torch.device("cpu")), seconds=seconds,
+                     files={"weights.npz": weights})

@@ -1,0 +1,165 @@
+"""What the chapter measures on trained models: held-out prompts, the fitted one-step η̂ of the
+no-CoT model, how sparse the CoT weights are, rollout errors against exact GD, the two stages
+of the balanced run, and generalisation to other n and other covariances Σ.
+
+Every function takes a model (or a training :class:`~helpers.training.History`) and prompts,
+and returns plain numbers or tensors; :mod:`helpers.multistep_gd.claims` judges them.
+
+Used in: book/multistep_gd/02_no_cot_vs_cot.ipynb, 03_generalisation_and_looping.ipynb and
+``python -m helpers.multistep_gd``.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..checks import check_int
+from ..seeds import torch_generator
+from ..training import History
+from .data import Prompts, covariance_with_condition, gd_iterates, one_step_error, one_step_optimum, sample_prompts, \
+    squared_error
+from .models import LinearSelfAttention, blocks, no_cot_predict, rollout
+
+if TYPE_CHECKING:
+    from .train import SettingConfig
+
+# Single-key seeds of the held-out streams (a training batch of run seed 0 at step s is the stream
+# derive_seed(0, s) = s, so these stay unused by training for runs shorter than 10 000 steps).
+HELD_OUT_SEED = 10_000     # the test prompts of every training function and of the full run
+OTHER_N_SEED = 20_000      # + n: the prompts of generalisation_over_n
+SIGMA_SEED = 30_000        # + i: the i-th covariance of generalisation_over_kappa
+OTHER_SIGMA_SEED = 31_000  # + i: its prompts
+
+
+def held_out_prompts(setting: "SettingConfig", count: int, seed: int = HELD_OUT_SEED,
+                     Sigma: torch.Tensor | None = None, n: int | None = None) -> tuple[Prompts, torch.Tensor]:
+    """``count`` held-out prompts of ``setting`` (``n`` examples if given) and their exact GD iterates.
+
+    Returns ``(P, W)``: :class:`~helpers.multistep_gd.Prompts` (``X`` (B, d, n), ``y`` (B, n),
+    ``w*`` (B, d)) and ``W`` (B, k+1, d) = ``w_0 … w_k`` with the setting's η.
+    """
+    check_int("count", count, 1)
+    P = sample_prompts(count, setting.n if n is None else n, setting.d, Sigma=Sigma, generator=torch_generator(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        W = gd_iterates(P.X, P.y, setting.eta, setting.k)
+    return P, W
+
+
+def effective_eta(model: LinearSelfAttention, P: Prompts) -> tuple[float, float]:
+    """Fit ``ŵ ≈ η̂ · X y / n`` by least squares; return ``(η̂, relative residual)``.
+
+    A relative residual near 0 means the learned no-CoT map IS one GD step from 0, of size η̂.
+    """
+    with torch.no_grad():
+        w_hat = no_cot_predict(model, P.X, P.y)
+        g = torch.einsum("bdn,bn->bd", P.X, P.y) / P.n
+        eta_hat = (w_hat * g).sum() / (g * g).sum()
+        residual = ((w_hat - eta_hat * g) ** 2).sum() / (w_hat ** 2).sum()
+    return eta_hat.item(), residual.item()
+
+
+def sparsity_report(model: LinearSelfAttention) -> dict[str, float]:
+    """How close the learned matrices are to the GD pattern.
+
+    ``eta_hat``: ``−mean diag(V_31 W_13)`` (the invariant: ``V_31 → −cηI, W_13 → I/c`` for any c);
+    ``product_offdiag``: max off-diagonal of ``V_31 W_13``; ``mass_outside``: the fraction of the
+    Frobenius mass of ``W^{PV}`` and ``W^{KQ}`` outside the blocks (V_31; W_13 and the y–1 pairing).
+    """
+    d = model.d
+    b = blocks(d)
+    with torch.no_grad():
+        W_PV, W_KQ = (M.detach().to(torch.float64) for M in model.matrices())
+        V31, W13 = W_PV[b["w"], b["x"]], W_KQ[b["x"], b["w"]]
+        product = V31 @ W13
+        inside_PV = (V31 ** 2).sum()
+        inside_KQ = (W13 ** 2).sum() + W_KQ[b["y"], b["one"]] ** 2
+        mass_outside = ((W_PV ** 2).sum() - inside_PV + (W_KQ ** 2).sum() - inside_KQ) / ((W_PV ** 2).sum() + (W_KQ ** 2).sum())
+        off = product - torch.diag(product.diag())
+    return {"eta_hat": -product.diag().mean().item(), "product_offdiag": off.abs().max().item(),
+            "mass_outside": mass_outside.item()}
+
+
+def evaluate_cot(model: LinearSelfAttention, P: Prompts, W: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    """Per step j = 0..k: rollout error and exact-GD error (mean and median over prompts).
+
+    ``W``: exact GD iterates (B, >= k+1, d). Returns tensors of shape (k+1,): ``model_mean``,
+    ``model_median``, ``gd_mean``, ``gd_median``.
+    """
+    check_int("k", k, 0)
+    if W.shape[1] < k + 1:
+        raise ValueError(f"W must hold at least k+1 = {k + 1} iterates; got {W.shape[1]}")
+    with torch.no_grad():
+        R = rollout(model, P.X, P.y, k)
+    e_model = squared_error(R, P.w_star.unsqueeze(1))
+    e_gd = squared_error(W[:, :k + 1], P.w_star.unsqueeze(1))
+    # Prompts on which GD diverges overflow to inf/nan; the median stays meaningful, the mean does not.
+    return {"model_mean": e_model.mean(0), "model_median": e_model.nan_to_num(nan=float("inf")).median(0).values,
+            "gd_mean": e_gd.mean(0), "gd_median": e_gd.nan_to_num(nan=float("inf")).median(0).values}
+
+
+def two_stage_times(history: History) -> dict[str, float]:
+    """The two stages of :func:`~helpers.multistep_gd.train_balanced`, read off its loss and scales.
+
+    ``t_half``: first step with loss below half its initial value (the end of the slow stage);
+    ``t_end``: first step with loss below 1% of it; ``fast_fraction = (t_end − t_half) / t_half``
+    (small: a long plateau, then a sharp drop). ``v_at_half``, ``w_at_half``: the scales at
+    ``t_half`` as fractions of their final values (which block moved first). NaN everywhere if
+    the loss never falls that far.
+    """
+    steps = history.eval_steps
+    loss, v, w = (history.eval_array(k) for k in ("loss", "v", "w"))
+    below = lambda frac: next((steps[i] for i in range(len(loss)) if loss[i] < frac * loss[0]), None)  # noqa: E731
+    t_half, t_end = below(0.5), below(0.01)
+    if t_half is None or t_end is None:
+        return {"t_half": float("nan"), "t_end": float("nan"), "fast_fraction": float("nan"),
+                "v_at_half": float("nan"), "w_at_half": float("nan")}
+    i = steps.index(t_half)
+    return {"t_half": float(t_half), "t_end": float(t_end), "fast_fraction": (t_end - t_half) / max(t_half, 1),
+            "v_at_half": float(v[i] / v[-1]), "w_at_half": float(w[i] / w[-1])}
+
+
+def generalisation_over_n(model: LinearSelfAttention, setting: "SettingConfig", ns: list[int],
+                          test: int) -> dict[str, list]:
+    """Rollout error after k steps on ``test`` prompts with each n in ``ns`` (the layer divides
+    by the prompt's own n).
+
+    Returns lists over ``ns``: ``n``, model and exact-GD errors ``model_mean``, ``model_median``,
+    ``gd_mean``, ``gd_median``.
+    """
+    out = {"n": list(ns), "model_mean": [], "model_median": [], "gd_mean": [], "gd_median": []}
+    for n in ns:
+        P, W = held_out_prompts(setting, test, seed=OTHER_N_SEED + n, n=n)
+        r = evaluate_cot(model, P, W, setting.k)
+        for key in ("model_mean", "model_median", "gd_mean", "gd_median"):
+            out[key].append(r[key][-1].item())
+    return out
+
+
+def generalisation_over_kappa(model: LinearSelfAttention, no_cot_model: LinearSelfAttention | None,
+                              setting: "SettingConfig", kappas: list[float], test: int) -> dict[str, list]:
+    """Errors on prompts with ``x ~ N(0, Σ)``, ``Σ`` of condition number κ (λ_max = 1, random axes).
+
+    Returns lists over ``kappas``: ``kappa``, CoT rollout and exact GD after k steps
+    (``model_mean``, ``model_median``, ``gd_mean``, ``gd_median``), and ``no_cot_mean``, the
+    no-CoT model's mean error (empty if ``no_cot_model`` is None).
+    """
+    out = {"kappa": list(kappas), "model_mean": [], "model_median": [], "gd_mean": [], "gd_median": [],
+           "no_cot_mean": []}
+    for i, kappa in enumerate(kappas):
+        Sigma = covariance_with_condition(setting.d, kappa, generator=torch_generator(SIGMA_SEED + i))
+        P, W = held_out_prompts(setting, test, seed=OTHER_SIGMA_SEED + i, Sigma=Sigma)
+        r = evaluate_cot(model, P, W, setting.k)
+        for key in ("model_mean", "model_median", "gd_mean", "gd_median"):
+            out[key].append(r[key][-1].item())
+        if no_cot_model is not None:
+            with torch.no_grad():
+                out["no_cot_mean"].append(squared_error(no_cot_predict(no_cot_model, P.X, P.y), P.w_star).mean().item())
+    return out
+
+
+def no_cot_optimum(setting: "SettingConfig") -> tuple[float, float]:
+    """``(η*, d(d+1)/(n+d+1))`` for the setting: the best one-step GD size and its error."""
+    return one_step_optimum(setting.n, setting.d), one_step_error(setting.n, setting.d)
