@@ -1,4 +1,4 @@
-"""Chapter 1 helpers: tree generators, the token format, constructions, decoding, metrics, bad input."""
+"""Chapter 1 helpers: tree generators, the token format, constructions, decoding, metrics, bad input, claims."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,15 +7,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.tree_cot import filter_sort as fs
-from helpers.tree_cot.analysis import head_usage, specialisation
-from helpers.tree_cot.decoding import (by_depth, evaluate, exact_path_accuracy, greedy_decode, per_step_accuracy,
-                                       target_sequence)
-from helpers.tree_cot.theory import TheoryModel, construction, mse_loss
-from helpers.tree_cot.tokens import BWD, EDGE, FWD, ROOT, encode, perfect_batch, sequence
-from helpers.tree_cot.transformer import TransformerConfig, TreeTransformer, ce_loss
-from helpers.tree_cot.trees import (Tree, backward_path, chain_tree, distractor_edges, forward_path, make_example,
-                                    perfect_tree, random_tree, sized_tree, spine_tree, star_tree)
+from helpers.results import output_root
+
+from helpers.tree_cot import claims, train
+from helpers.tree_cot.analysis import (by_depth, evaluate, exact_path_accuracy, filter_sort_target, greedy_decode,
+                                       head_usage, per_step_accuracy, specialisation, target_sequence)
+from helpers.tree_cot.data import (BWD, EDGE, FWD, ROOT, FilterSortExample, Tree, backward_path, chain_tree,
+                                   distractor_edges, encode, filter_sort_encode, filter_sort_sample,
+                                   filter_sort_sequence, forward_path, make_example, perfect_batch, perfect_tree,
+                                   random_tree, sequence, sized_tree, spine_tree, star_tree)
+from helpers.tree_cot.models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, construction, mse_loss
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -269,32 +270,32 @@ def test_transformer_shapes_and_loss():
 
 
 def test_filter_sort_format_by_hand():
-    ex = fs.FilterSortExample(values=(5, 1, 3, 0), colours=(1, 0, 1, 1), target=1)
+    ex = FilterSortExample(values=(5, 1, 3, 0), colours=(1, 0, 1, 1), target=1)
     assert ex.answer == [0, 3, 5]
-    assert fs.target_sequence(ex, 8, "cot") == [5, 3, 0, 8, 0, 3, 5, 8]
-    assert fs.target_sequence(ex, 8, "direct") == [0, 3, 5, 8]
-    toks, tgt, stage, key = fs.sequence(ex, 8, "cot")
+    assert filter_sort_target(ex, 8, "cot") == [5, 3, 0, 8, 0, 3, 5, 8]
+    assert filter_sort_target(ex, 8, "direct") == [0, 3, 5, 8]
+    toks, tgt, stage, key = filter_sort_sequence(ex, 8, "cot")
     assert toks[6:10] == [(5, 1, BWD), (3, 1, BWD), (0, 1, BWD), (9, 9, FWD)]
     assert tgt[5:13] == [5, 3, 0, 8, 0, 3, 5, 8] and key[5] == 1  # the item holding 5
-    enc = fs.encode([ex], 8, "direct")
+    enc = filter_sort_encode([ex], 8, "direct")
     assert enc.targets[0][enc.targets[0] >= 0].tolist() == [0, 3, 5, 8]
 
 
 @settings(max_examples=30, deadline=None)
 @given(seed=seeds)
 def test_filter_sort_samples(seed):
-    for ex in fs.sample(5, 20, seed, n_items=(2, 9), colours=3):
+    for ex in filter_sort_sample(5, 20, seed, n_items=(2, 9), colours=3):
         assert len(set(ex.values)) == len(ex.values) and 2 <= len(ex.values) <= 9
         assert ex.kept and ex.answer == sorted(ex.answer)
 
 
 def test_filter_sort_bad_input():
     with pytest.raises(ValueError, match="vocab=5 is too small"):
-        fs.sample(3, 5, 0, n_items=(2, 8))
+        filter_sort_sample(3, 5, 0, n_items=(2, 8))
     with pytest.raises(ValueError, match="colours must be an int >= 2"):
-        fs.sample(3, 20, 0, colours=1)
+        filter_sort_sample(3, 20, 0, colours=1)
     with pytest.raises(ValueError, match="task must be one of"):
-        fs.encode(fs.sample(1, 20, 0), 20, "backward")
+        filter_sort_encode(filter_sort_sample(1, 20, 0), 20, "backward")
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,13 +328,140 @@ def test_exercise_checkers_accept_the_constructions_and_explain_mistakes():
         check_forward_head1(no_parking)
 
 
+def test_exercise_error_is_the_books_one():
+    import helpers
+    from helpers.tree_cot.exercises import ExerciseError
+    assert ExerciseError is helpers.ExerciseError
+
+
 def test_full_run_pipeline_in_smoke_mode(monkeypatch):
-    from helpers.tree_cot import __main__ as cli
+    from helpers.tree_cot.__main__ import main
     monkeypatch.setenv("BOOK_MODE", "smoke")
-    out = cli.run("smoke", progress=False)
+    assert main(["--mode", "smoke", "--no-progress"]) == 0
+    out = train.store(output_root("smoke"))
     assert out.dir.parts[-3:] == (".scratch", "smoke", "tree_cot")
     table = out.load_claims()
     assert len(table) == 12 and all(isinstance(c.holds, bool) for c in table.claims)
+    assert {c.kind for c in table.claims} == {"paper", "extension"}
     assert out.read_run()["mode"] == "smoke"
-    assert set(out.load_json("metrics.json")) >= {"theory", "standard", "robustness", "filter_sort", "seconds"}
+    metrics = out.load_json("metrics.json")
+    assert set(metrics) >= {"theory", "standard", "robustness", "filter_sort", "seconds"}
     assert any(k.startswith("std_cot_att_") for k in out.load_arrays("arrays.npz"))
+    # the stored metrics alone give the same claims as the run did
+    assert [c.to_dict() for c in claims.evaluate(metrics)] == [c.to_dict() for c in table.claims]
+    assert main(["--mode", "smoke", "--claims-only"]) == 0
+
+
+def test_sizes_per_mode():
+    for mode in ("smoke", "default", "full"):
+        s = train.sizes(mode)
+        assert isinstance(s, train.Sizes)
+        stored = s.as_metrics()
+        assert stored["theory_steps"] == {"backward": s.theory_steps("backward"), "forward": s.theory_steps("forward")}
+        assert stored["std_steps"] == {"forward": s.cot_steps, "direct": s.direct_steps}
+        assert stored["seeds"] == list(s.seeds) and stored["fs_test"] == s.fs_test
+    with pytest.raises(ValueError, match="task must be one of"):
+        train.sizes("smoke").theory_steps("direct")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        train.sizes("huge")
+
+
+def test_committed_metrics_hold_every_number_the_claims_need():
+    store = train.store()
+    if not store.exists("metrics.json"):
+        pytest.skip("no committed results")
+    judged = claims.evaluate(store.load_json("metrics.json"))
+    assert [c.id for c in judged] == [record["id"] for record in store.load_json("claims.json")]
+
+
+# --------------------------------------------------------------------------------------------
+# claims: each flips on its own number
+
+
+def planted_metrics() -> dict:
+    """A metrics dict (the layout of metrics.json, keys as JSON strings) under which every claim holds."""
+    forward_log = {"specialisation": [[[0.9, 0.01], [0.02, 0.95]]], "h": []}
+    usage = {"backward": {"lookup": [0.9, 0.1], "bos": [0.0, 0.5]},
+             "forward": {"lookup": [0.1, 0.8], "bos": [0.7, 0.0]}}
+    robust = {"depth": {"1": 1.0, "10": 0.99}, "branching": {"1": 1.0, "6": 0.98}, "size": {"8": 1.0, "32": 0.97},
+              "distractors": {"0": 1.0, "12": 0.96}}
+    return {
+        "sizes": {"test": 2000, "robust_n": 1000, "fs_test": 2000, "theory_steps": {"backward": 2000, "forward": 6000}},
+        "theory": {
+            "backward": {"runs": [{"final": {"exact": 1.0}, "log": {"h": [{"diag": 8.0, "offdiag_max": 0.5}]}},
+                                  {"final": {"exact": 0.995}, "log": {"h": [{"diag": 7.0, "offdiag_max": 0.6}]}}]},
+            "forward": {"runs": [{"final": {"exact": 1.0}, "log": forward_log,
+                                  "phases": {"forward_solved": 600, "backward_solved": 3000}},
+                                 {"final": {"exact": 0.999}, "log": forward_log,
+                                  "phases": {"forward_solved": 800, "backward_solved": 4000}}]},
+        },
+        "standard": {
+            "cot": {"final": {"exact": 0.999, "by_depth": {"1": 1.0, "3": 1.0, "5": 0.99}}, "usage": [usage]},
+            "direct": {"1": {"final": {"by_depth": {"1": 0.95, "3": 0.4, "5": 0.2}}},
+                       "2": {"final": {"by_depth": {"1": 0.99, "3": 0.6, "5": 0.3}}}},
+            "baseline_random_child": {"1": 0.5, "3": 0.1, "5": 0.02},
+        },
+        "robustness": {"standard_cot": robust, "theory_backward": robust, "theory_forward": robust},
+        "filter_sort": {"cot": {"exact": [0.0, 0.99]}, "direct": {"exact": [0.0, 0.1]}},
+    }
+
+
+def _set(metrics: dict, path: str, value) -> dict:
+    """A deep copy of ``metrics`` with the entry at ``a/b/0/c`` set to ``value``."""
+    import copy
+    m = copy.deepcopy(metrics)
+    *head, last = path.split("/")
+    node = m
+    for key in head:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return m
+
+
+# one perturbation per claim: the claim's id, the entry to change, a value just past the pass mark
+FLIPS = [
+    ("theory_backward_generalises", "theory/backward/runs/1/final/exact", claims.MIN_EXACT - 0.001),
+    ("theory_backward_H_diagonal", "theory/backward/runs/0/log/h/0", {"diag": 2.4, "offdiag_max": 0.5}),
+    ("theory_forward_generalises", "theory/forward/runs/0/final/exact", claims.MIN_EXACT - 0.001),
+    ("theory_forward_heads_specialise", "theory/forward/runs/1/log",
+     {"specialisation": [[[0.9, 0.06], [0.02, 0.95]]]}),  # the climbing head leaks 0.06 > 0.05 into descending
+    ("theory_forward_phases", "theory/forward/runs/1/phases", {"forward_solved": 800, "backward_solved": 1900}),
+    ("standard_cot_solves_forward", "standard/cot/final/exact", 0.98),
+    ("standard_direct_fails_with_depth", "standard/direct/1/final/by_depth/1", 0.45),  # drop 0.25 < 0.3
+    ("standard_heads_do_lookups", "standard/cot/usage/0/forward/lookup", [0.1, 0.49]),
+    ("robust[standard_cot]", "robustness/standard_cot", {"depth": {"1": 1.0, "10": 0.94}}),
+    ("robust[theory_backward]", "robustness/theory_backward", {"size": {"32": 0.9}}),
+    ("robust[theory_forward]", "robustness/theory_forward", {"distractors": {"12": 0.5}}),
+    ("filter_sort_cot", "filter_sort/direct/exact/1", 0.6),
+]
+
+
+def test_planted_metrics_make_every_claim_hold():
+    judged = claims.evaluate(planted_metrics())
+    assert [c.id for c in judged] == [f[0] for f in FLIPS]
+    assert all(c.holds for c in judged), [c.id for c in judged if not c.holds]
+    assert {c.id: c.kind for c in judged} == {f[0]: ("paper" if f[0].startswith("theory_") else "extension")
+                                               for f in FLIPS}
+    assert all(c.criterion for c in judged)
+
+
+@pytest.mark.parametrize("claim_id, path, value", FLIPS, ids=[f[0] for f in FLIPS])
+def test_each_claim_flips_on_its_own_number(claim_id, path, value):
+    judged = {c.id: c.holds for c in claims.evaluate(_set(planted_metrics(), path, value))}
+    assert not judged[claim_id], f"{claim_id} should fail after setting {path} = {value!r}"
+    assert all(judged[i] for i in judged if i != claim_id), [i for i in judged if not judged[i]]
+
+
+def test_claims_read_int_and_string_depth_keys_alike():
+    m = planted_metrics()
+    as_ints = _set(m, "standard/direct", {1: {"final": {"by_depth": {1: 0.95, 3: 0.4, 5: 0.2}}}})
+    a, b = claims.evaluate(m), claims.evaluate(as_ints)
+    assert [c.holds for c in a] == [c.holds for c in b]
+
+
+def test_filter_sort_demo_check_is_looser_than_the_claim():
+    assert claims.FS_DEMO_MIN_COT < claims.FS_MIN_COT
+    assert claims.filter_sort_demo_holds(0.92, 0.1) and not claims.filter_sort_holds(0.92, 0.1)

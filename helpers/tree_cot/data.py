@@ -1,19 +1,28 @@
-"""Rooted trees with distinct labels, their paths, and the path-finding examples built on them.
+"""Chapter 1's data: rooted trees, path-finding examples, the token format, the filter → sort task.
 
-A :class:`Tree` is a root and a ``parent`` map (child label → parent label); labels are distinct
-ints in ``[0, vocab)``. Generators draw the labels without replacement, so the same shape gets
-fresh labels each time:
+**Trees.** A :class:`Tree` is a root and a ``parent`` map (child label → parent label); labels are
+distinct ints in ``[0, N)`` (``N`` = ``vocab``). Generators draw the labels without replacement,
+so the same shape gets fresh labels each time:
 
 - :func:`perfect_tree` — every internal node has ``k`` children, all leaves at depth ``m``
   (the paper's training trees: perfect binary trees);
 - :func:`random_tree` — each node gets 0–``c`` children, uniformly (the paper's test trees);
-- :func:`sized_tree` — a random recursive tree of exactly ``n`` nodes (8–32 in the seed's exercise);
+- :func:`sized_tree` — a random recursive tree of exactly ``n`` nodes (8–32 in the exercises);
 - :func:`spine_tree` — a root–leaf path of depth ``d`` with extra leaves hanging off it;
 - :func:`chain_tree`, :func:`star_tree` — the two extremes (depth ``n − 1``; depth 1).
 
-:func:`make_example` turns a tree into one task instance: the shuffled edge list (optionally
-with distractor edges from another tree), the root, a goal leaf, and the exact backward
-(goal → root) and forward (root → goal) paths.
+:func:`make_example` turns a tree into one task instance (:class:`Example`): the shuffled edge
+list (optionally with distractor edges from another tree), the root, a goal leaf, and the exact
+backward (goal → root) and forward (root → goal) paths. :func:`test_trees` draws unseen test
+sets and :func:`robustness_sets` the sets that step outside a training distribution.
+
+**Tokens.** Every token is a triple ``(a, b, kind)``; :func:`sequence`, :func:`encode` and
+:func:`perfect_batch` build the sequences both model families read (the format is described
+below, above :data:`EDGE`).
+
+**Filter → sort.** A second two-stage task in the same token format: :class:`FilterSortExample`,
+:func:`filter_sort_sample`, :func:`filter_sort_sequence`, :func:`filter_sort_encode` (the format
+is described above :data:`FILTER_SORT_TASKS`).
 
 Used in: every notebook of book/tree_cot/ and ``python -m helpers.tree_cot``.
 """
@@ -22,8 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ..checks import check_int
+from ..seeds import numpy_generator
 
 
 @dataclass(frozen=True)
@@ -85,10 +96,15 @@ class Tree:
 
 
 def _rng(rng) -> np.random.Generator:
+    """``rng`` itself (a NumPy Generator), ``numpy_generator(rng)`` for an int seed >= 0, or fresh entropy for None."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng as an int seed must be >= 0; got {rng}")
+        return numpy_generator(int(rng))
     raise TypeError(f"rng must be a numpy Generator, an int seed or None; got {type(rng).__name__}")
 
 
@@ -299,3 +315,317 @@ def make_example(tree: Tree, rng=None, *, goal: int | None = None, n_distractors
     edges = tree.edges + extra
     order = g.permutation(len(edges))
     return Example(tree, goal, [edges[i] for i in order], extra)
+
+
+# --------------------------------------------------------------------------------------------
+# test sets
+
+
+def test_trees(n: int, vocab: int, seed: int = 12345, *, c: int = 3, max_depth: int = 6,
+               max_nodes: int | None = None, n_distractors: int = 0) -> list[Example]:
+    """``n`` random trees (0–``c`` children per node, depth <= ``max_depth``) with a random leaf as goal.
+
+    The seed is distinct from every training seed, so these trees (shapes and labellings) are unseen.
+    """
+    check_int("n", n, 1)
+    rng = numpy_generator(seed)
+    return [make_example(random_tree(c, vocab, rng, max_depth=max_depth, max_nodes=max_nodes), rng,
+                         n_distractors=n_distractors, vocab=vocab) for _ in range(n)]
+
+
+def robustness_sets(vocab: int, n: int, seed: int = 777) -> dict[str, dict[int, list[Example]]]:
+    """Test sets that step outside a training distribution, one axis at a time.
+
+    - ``depth``: goal at depth d = 1 … 10 (the end of a spine with extra leaves, :func:`spine_tree`);
+    - ``branching``: 0–c children per node, c = 1 … 6;
+    - ``size``: random recursive trees of exactly n = 8 … 32 nodes (at most 3 children);
+    - ``distractors``: 0 … 12 edges of another tree in the list (trees of at most 16 nodes).
+    Each value has ``n`` trees; the label vocabulary is ``vocab``. Returns ``{axis: {value: examples}}``.
+    """
+    check_int("n", n, 1)
+    rng = numpy_generator(seed)
+    deepest = lambda t: make_example(t, rng, goal=max(t.leaves(), key=t.depth))
+    return {
+        "depth": {d: [deepest(spine_tree(d, vocab, rng, c=3)) for _ in range(n)] for d in range(1, 11)},
+        "branching": {c: [make_example(random_tree(c, vocab, rng, max_depth=5, min_depth=2, max_nodes=vocab), rng)
+                          for _ in range(n)] for c in range(1, 7)},
+        "size": {s: [make_example(sized_tree(s, vocab, rng, c=3), rng) for _ in range(n)]
+                 for s in range(8, min(vocab, 32) + 1, 4)},
+        "distractors": {k: [make_example(random_tree(3, vocab, rng, max_depth=5, max_nodes=16), rng,
+                                         n_distractors=k, vocab=vocab) for _ in range(n)] for k in (0, 2, 4, 8, 12)},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# the token format
+#
+# The sequence format both model families read: every token is a triple ``(a, b, kind)``.
+#
+# An **edge** token carries its two endpoints in two slots, ``a`` = parent, ``b`` = child, as in
+# the paper. Path tokens are written the same way: the token emitted on moving to node ``v`` from
+# node ``u`` is ``(a=v, b=u)`` — so a chain of thought is itself a list of edges, and the node the
+# model is "at" is always in slot ``a``. Labels are ``0 … N−1``; ``END = N``; an empty slot is
+# ``N + 1``.
+#
+# A sequence, for a tree with root ``r`` and goal ``g`` whose backward path is ``v_0 = g, …, v_L = r``::
+#
+#     BOS | edges (p, c) … | ROOT (END, r) | GOAL (g, END) | B_1 … B_L | STAGE (r, ·) | F_{L−1} … F_0
+#                                           ^ backward stage (kind BWD)  ^ forward stage (kind FWD)
+#
+# with ``B_t = (v_t, v_{t−1})`` and ``F_t = (v_t, v_{t+1})``. The model predicts a node (or END)
+# after each token from GOAL on: ``v_1, …, v_L, END`` (backward, climbing: the root's "parent" is
+# END, read off the ROOT token), then ``v_{L−1}, …, v_0, END`` (forward, descending; the goal's
+# "child" is END, read off the GOAL token). The format supplies the STAGE token when the model has
+# said END in the backward stage. Three tasks:
+#
+# - ``"backward"``: the backward stage only (the answer is goal → root);
+# - ``"forward"``: both stages — the backward path as chain of thought, then root → goal;
+# - ``"direct"``: root → goal with no chain of thought (STAGE follows GOAL at once).
+#
+
+EDGE, ROOT, BWD, FWD, BOS, PAD = range(6)
+KINDS = ("edge", "root", "bwd", "fwd", "bos", "pad")
+TASKS = ("backward", "forward", "direct")
+
+
+def check_task(task) -> str:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}; got {task!r}")
+    return task
+
+
+@dataclass
+class Encoded:
+    """A padded batch of sequences (``B`` sequences of length ``T``).
+
+    tokens: (B, T, 3) int64 ``(a, b, kind)``; padding has kind PAD.
+    targets: (B, T) int64, the node (or END) to predict after each position, −1 where none.
+    stage: (B, T) int64, 0 for a backward-stage prediction, 1 for forward, −1 where none.
+    key: (B, T) int64, the position of the token a correct one-step lookup reads (the edge or
+        ROOT token when climbing, the chain-of-thought or GOAL token when descending), −1 where
+        none (the direct task's descending steps have no such token).
+    depth: (B,) the goal's depth ``L``.
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    stage: torch.Tensor
+    key: torch.Tensor
+    depth: torch.Tensor
+    vocab: int
+    task: str
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def END(self) -> int:
+        return self.vocab
+
+    def to(self, device) -> "Encoded":
+        return Encoded(self.tokens.to(device), self.targets.to(device), self.stage.to(device), self.key.to(device),
+                       self.depth.to(device), self.vocab, self.task)
+
+
+def sequence(edges, root: int, back: list[int], vocab: int, task: str):
+    """One example's tokens, targets, stages and lookup positions (lists), before padding."""
+    check_task(task)
+    END, EMPTY = vocab, vocab + 1
+    L = len(back) - 1
+    toks = [(EMPTY, EMPTY, BOS)] + [(p, c, EDGE) for p, c in edges] + [(END, root, ROOT), (back[0], END, BWD)]
+    on_path = set(back)
+    where_child = {c: i + 1 for i, (_, c) in enumerate(edges) if c in on_path}  # path nodes have one parent
+    where_child[root] = len(edges) + 1
+    goal_pos = len(edges) + 2
+    marks: dict[int, tuple[int, int, int]] = {}  # position -> (target, stage, lookup position)
+    cot_pos = {back[0]: goal_pos}  # position of the backward-stage token whose slot a is the node
+
+    def predict(pos, y, s, k):
+        marks[pos] = (y, s, k)
+
+    def done():
+        cols = [[marks.get(i, (-1, -1, -1))[j] for i in range(len(toks))] for j in range(3)]
+        return (toks, *cols)
+
+    if task != "direct":
+        for t in range(L + 1):  # at v_t: predict v_{t+1} (END at the root)
+            predict(len(toks) - 1, back[t + 1] if t < L else END, 0, where_child[back[t]])
+            if t < L:
+                toks.append((back[t + 1], back[t], BWD))
+                cot_pos[back[t + 1]] = len(toks) - 1
+        if task == "backward":
+            return done()
+    fwd = back[::-1]
+    toks.append((root, EMPTY, FWD))
+    for t in range(L + 1):  # at fwd[t]: predict fwd[t+1] (END at the goal)
+        predict(len(toks) - 1, fwd[t + 1] if t < L else END, 1, cot_pos.get(fwd[t], -1) if task == "forward" else -1)
+        if t < L:
+            toks.append((fwd[t + 1], fwd[t], FWD))
+    return done()
+
+
+def encode(examples: list[Example], vocab: int, task: str) -> Encoded:
+    """Encode and pad a list of :class:`Example` (right padding)."""
+    check_task(task)
+    if not examples:
+        raise ValueError("examples must be a non-empty list")
+    rows = []
+    for ex in examples:
+        labels = {x for e in ex.edges for x in e}
+        if max(labels) >= vocab:
+            raise ValueError(f"vocab={vocab} is too small for label {max(labels)}: labels must lie in [0, vocab)")
+        rows.append(sequence(ex.edges, ex.root, ex.backward, vocab, task))
+    return _pad(rows, [ex.depth for ex in examples], vocab, task)
+
+
+def _pad(rows, depths, vocab: int, task: str) -> Encoded:
+    T = max(len(r[0]) for r in rows)
+    B = len(rows)
+    tokens = np.empty((B, T, 3), dtype=np.int64)
+    tokens[:] = (vocab + 1, vocab + 1, PAD)
+    targets = np.full((B, T), -1, dtype=np.int64)
+    stage, key = targets.copy(), targets.copy()
+    for i, (toks, tgt, stg, k) in enumerate(rows):
+        n = len(toks)
+        tokens[i, :n] = toks
+        targets[i, :n], stage[i, :n], key[i, :n] = tgt, stg, k
+    as_t = torch.from_numpy
+    return Encoded(as_t(tokens), as_t(targets), as_t(stage), as_t(key), torch.tensor(depths), vocab, task)
+
+
+def perfect_batch(k: int, m: int, vocab: int, batch: int, rng: np.random.Generator, task: str) -> Encoded:
+    """A batch of perfect ``k``-ary trees of depth ``m`` (random labels, goal, edge order).
+
+    Same distribution as :func:`perfect_tree` + ``make_example``; the
+    fixed shape lets labels, goals and edge orders be drawn as arrays for the whole batch, fast
+    enough for a fresh batch at every training step (~9 ms for 256 trees of 31 nodes).
+    """
+    check_task(task)
+    n = sum(k ** i for i in range(m + 1))
+    if n > vocab:
+        raise ValueError(f"a perfect {k}-ary tree of depth {m} has {n} nodes, more than vocab={vocab} labels")
+    shape = np.array([-1] + [(i - 1) // k for i in range(1, n)])  # heap order: node i's parent
+    first_leaf = n - k ** m
+    labels = np.argsort(rng.random((batch, vocab)), axis=1)[:, :n]
+    leaf = rng.integers(first_leaf, n, size=batch)
+    order = np.argsort(rng.random((batch, n - 1)), axis=1) + 1  # shuffled non-root nodes = edges
+    rows = []
+    for i in range(batch):
+        lab = labels[i]
+        edges = [(lab[shape[j]], lab[j]) for j in order[i]]
+        back, j = [lab[leaf[i]]], leaf[i]
+        while j:
+            j = shape[j]
+            back.append(lab[j])
+        rows.append(sequence([(int(p), int(c)) for p, c in edges], int(lab[0]), [int(v) for v in back], vocab, task))
+    return _pad(rows, [m] * batch, vocab, task)
+
+
+# --------------------------------------------------------------------------------------------
+# filter -> sort
+#
+# A second two-stage task: filter, then sort — in the same ``(a, b, kind)`` token format.
+#
+# The input is a list of items, each a distinct value ``x_i ∈ [0, N)`` with a colour
+# ``c_i ∈ [0, C)``, and a query colour ``c*``. The answer is the values of colour ``c*`` in
+# ascending order. Item tokens are ``(a = x_i, b = c_i, EDGE)``; the query token is
+# ``(a = END, b = c*, ROOT)``. Two formats:
+#
+# - ``"cot"``: a filter stage lists the kept values, each written with the colour it was kept for
+#   (tokens ``(x, c*, BWD)``), largest first — the order a one-layer lookup can produce without
+#   positions: "the largest value of my colour below the one I just wrote"; END; then a STAGE
+#   token ``(·, ·, FWD)`` and the sort stage writes the kept values ascending (tokens
+#   ``(x, ·, FWD)``): "the smallest listed value above the one I just wrote"; END.
+# - ``"direct"``: the model writes the ascending answer straight after the query token (tokens
+#   ``(x, ·, FWD)``). After its first output, the token it reads no longer says which colour is
+#   wanted: a one-layer model would have to fetch ``c*`` and use it in the same attention step.
+#
+
+FILTER_SORT_TASKS = ("cot", "direct")
+
+
+@dataclass(frozen=True)
+class FilterSortExample:
+    """Items ``values[i]`` with ``colours[i]``; keep colour ``target``; the answer is :attr:`answer`."""
+
+    values: tuple[int, ...]
+    colours: tuple[int, ...]
+    target: int
+
+    @property
+    def kept(self) -> list[int]:
+        return [v for v, c in zip(self.values, self.colours) if c == self.target]
+
+    @property
+    def answer(self) -> list[int]:
+        return sorted(self.kept)
+
+
+def check_filter_sort_task(task) -> str:
+    if task not in FILTER_SORT_TASKS:
+        raise ValueError(f"task must be one of {FILTER_SORT_TASKS}; got {task!r}")
+    return task
+
+
+def filter_sort_sample(n: int, vocab: int, rng=None, *, n_items: tuple[int, int] = (4, 12), colours: int = 2
+                       ) -> list[FilterSortExample]:
+    """``n`` instances: ``n_items`` (inclusive range) distinct values from ``[0, vocab)``, colours
+    uniform in ``[0, colours)``, a target colour held by at least one item. ``rng``: a NumPy
+    Generator, an int seed or None."""
+    check_int("n", n, 1)
+    check_int("colours", colours, 2)
+    lo, hi = n_items
+    check_int("n_items[0]", lo, 1)
+    if hi < lo:
+        raise ValueError(f"n_items must be (low, high) with low <= high; got {n_items}")
+    if hi > vocab:
+        raise ValueError(f"n_items up to {hi} need that many distinct values; vocab={vocab} is too small")
+    if colours > vocab:
+        raise ValueError(f"colours={colours} must be <= vocab={vocab} (colours share the label slots)")
+    g = _rng(rng)
+    out = []
+    for _ in range(n):
+        k = int(g.integers(lo, hi + 1))
+        values = g.choice(vocab, size=k, replace=False)
+        cols = g.integers(0, colours, size=k)
+        out.append(FilterSortExample(tuple(int(v) for v in values), tuple(int(c) for c in cols),
+                                     int(cols[int(g.integers(k))])))
+    return out
+
+
+def filter_sort_prompt(ex: FilterSortExample, vocab: int) -> list[tuple[int, int, int]]:
+    """The tokens before the first output: BOS, the items ``(x_i, c_i, EDGE)``, the query ``(END, c*, ROOT)``."""
+    END, EMPTY = vocab, vocab + 1
+    return [(EMPTY, EMPTY, BOS)] + [(v, c, EDGE) for v, c in zip(ex.values, ex.colours)] + [(END, ex.target, ROOT)]
+
+
+def filter_sort_sequence(ex: FilterSortExample, vocab: int, task: str):
+    """Tokens, targets, stages and lookup positions (the item or listed token holding the next value)."""
+    check_filter_sort_task(task)
+    END, EMPTY = vocab, vocab + 1
+    toks = filter_sort_prompt(ex, vocab)
+    item_pos = {v: 1 + i for i, v in enumerate(ex.values)}
+    marks = {}
+    listed = {}
+    if task == "cot":
+        for v in sorted(ex.kept, reverse=True):
+            marks[len(toks) - 1] = (v, 0, item_pos[v])
+            toks.append((v, ex.target, BWD))
+            listed[v] = len(toks) - 1
+        marks[len(toks) - 1] = (END, 0, -1)
+        toks.append((EMPTY, EMPTY, FWD))
+    for v in ex.answer:
+        marks[len(toks) - 1] = (v, 1, listed.get(v, -1))
+        toks.append((v, EMPTY, FWD))
+    marks[len(toks) - 1] = (END, 1, -1)
+    cols = [[marks.get(i, (-1, -1, -1))[j] for i in range(len(toks))] for j in range(3)]
+    return (toks, *cols)
+
+
+def filter_sort_encode(examples: list[FilterSortExample], vocab: int, task: str) -> Encoded:
+    """Encode and pad filter → sort instances (``depth`` holds the number of kept items)."""
+    check_filter_sort_task(task)
+    if not examples:
+        raise ValueError("examples must be a non-empty list")
+    rows = [filter_sort_sequence(ex, vocab, task) for ex in examples]
+    return _pad(rows, [len(ex.kept) for ex in examples], vocab, task)

@@ -1,27 +1,27 @@
 """Checkers for the chapter's exercises: they say what is wrong, not just that something is.
 
 Exercise 1 (book/tree_cot/01_backward_theory.ipynb): write the one-head **backward**
-construction — the key–query matrix ``W`` (D × D) of :class:`~helpers.tree_cot.theory.TheoryModel`.
+construction — the key–query matrix ``W`` (D × D) of :class:`~helpers.tree_cot.models.TheoryModel`.
 Exercise 2 (book/tree_cot/02_forward_two_heads.ipynb): write head 1 of the two-head
 **forward** construction — the head that parks in the backward stage and descends in the forward one.
+
+Each checker raises the book's :class:`~helpers.ExerciseError` with a hint about what to fix.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from .decoding import evaluate, per_step_accuracy
-from .theory import TheoryModel, construction
-from .tokens import encode
-from .trees import make_example, random_tree
+from ..exercises import ExerciseError
+from ..seeds import numpy_generator
+from .analysis import evaluate, per_step_accuracy
+from .data import encode, make_example, random_tree
+from .models import TheoryModel, construction
 
-
-class ExerciseError(AssertionError):
-    """Raised by a checker with a hint about what to fix."""
+__all__ = ["ExerciseError", "check_backward_construction", "check_forward_head1"]
 
 
 def _examples(vocab: int, n: int = 80, seed: int = 0):
-    rng = np.random.default_rng(seed)
+    rng = numpy_generator(seed)
     return [make_example(random_tree(3, vocab, rng, max_depth=5, min_depth=2), rng) for _ in range(n)]
 
 

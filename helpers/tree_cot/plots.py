@@ -1,4 +1,10 @@
-"""Figures the chapter draws more than once: a tree with its path, a sequence, attention maps.
+"""Chapter 1's figures: a tree with its path, a sequence, attention maps, H, robustness curves.
+
+- :func:`draw_tree` (on an ``ax``), :func:`sequence_text` — the task;
+- :func:`plot_attention` (one head, on an ``ax``), :func:`plot_heads` (every head of one
+  sequence, on a row of axes) — what the heads attend to at each generated step;
+- :func:`plot_h_snapshots` — the theory model's ``H`` over training (returns the figure);
+- :func:`plot_robustness` — accuracy along the four robustness axes (returns the figure).
 
 Used in: every notebook of book/tree_cot/.
 """
@@ -8,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .analysis import token_label
-from .trees import Tree
+from .data import PAD, Tree
 
 
 def tree_layout(tree: Tree) -> dict[int, tuple[float, float]]:
@@ -56,7 +62,7 @@ def draw_tree(ax, tree: Tree, path: list[int] | None = None, goal: int | None = 
 
 def sequence_text(tokens, vocab: int, per_line: int = 16) -> str:
     """The tokens of one sequence as short labels (``p→c`` edges, ``v↑`` climbing, ``v↓`` descending)."""
-    labels = [token_label(t, vocab) for t in tokens if t[2] != 5]
+    labels = [token_label(t, vocab) for t in tokens if t[2] != PAD]
     return "\n".join("  ".join(labels[i:i + per_line]) for i in range(0, len(labels), per_line))
 
 
@@ -78,3 +84,64 @@ def plot_attention(ax, att: np.ndarray, tokens, vocab: int, queries: list[int], 
             if k >= 0:
                 ax.add_patch(plt.Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, ec="C3", lw=1.2))
     ax.set_title(title, fontsize=8)
+
+
+def plot_heads(axes, one: dict, vocab: int, title: str = ""):
+    """Every head's attention for one sequence, head ``h`` on ``axes[h]``.
+
+    ``one``: :func:`~helpers.tree_cot.analysis.attention_for_example`'s record (``att``:
+    (n_heads, queries, T), ``tokens``, ``queries``, ``keys``); panel titles read ``"{title}head h"``.
+    """
+    axes = np.atleast_1d(axes)
+    if len(axes) < one["att"].shape[0]:
+        raise ValueError(f"axes must hold one panel per head ({one['att'].shape[0]}); got {len(axes)}")
+    for h, ax in enumerate(axes[: one["att"].shape[0]]):
+        plot_attention(ax, one["att"][h], one["tokens"], vocab, one["queries"], one["keys"], f"{title}head {h}")
+
+
+H_TITLE = "$H$ (rows: child label of the key edge; columns: the query's current node)"
+
+
+def plot_h_snapshots(H: dict, title: str = H_TITLE):
+    """Heat maps of ``H`` (N × N) at each step of ``H = {step: array}``, on one shared colour
+    scale; returns the figure."""
+    if not H:
+        raise ValueError("H must hold at least one {step: matrix} snapshot")
+    steps = sorted(H)
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.1 * len(steps), 2.4))
+    vmax = max(np.abs(H[s]).max() for s in steps) or 1.0
+    for ax, s in zip(np.atleast_1d(axes), steps):
+        im = ax.imshow(H[s], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.set_title(f"step {s}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes, shrink=0.8, label="$H_{ij}$")
+    fig.suptitle(title, fontsize=9, y=1.02)
+    return fig
+
+
+ROBUSTNESS_AXES = {"depth": "depth of the goal", "branching": "max children per node c",
+                   "size": "nodes in the tree", "distractors": "distractor edges in the list"}
+
+
+def plot_robustness(results: dict, title: str, trained: dict | None = None):
+    """Exact-path accuracy along each robustness axis, one line per model; returns the figure.
+
+    ``results``: ``{model name: {axis: {value: accuracy}}}`` (values may be ints or, read from
+    JSON, strings); ``trained``: ``{axis: largest value inside the training range}``, shaded grey.
+    """
+    fig, axes = plt.subplots(1, len(ROBUSTNESS_AXES), figsize=(15, 3.2), sharey=True)
+    for ax, (axis, label) in zip(axes, ROBUSTNESS_AXES.items()):
+        for i, (name, r) in enumerate(results.items()):
+            by = {int(x): acc for x, acc in r[axis].items()}
+            xs = sorted(by)
+            ax.plot(xs, [by[x] for x in xs], ["o-", "s--", "^:"][i % 3], color=["C3", "C0", "C2"][i % 3],
+                    ms=9 - 2.5 * (i % 3), mfc="none", label=name)
+        if trained and axis in trained:
+            ax.axvspan(ax.get_xlim()[0], trained[axis], color="0.92", zorder=0)
+        ax.set(xlabel=label, ylim=(-0.02, 1.05))
+    axes[0].set_ylabel("exact-path accuracy")
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

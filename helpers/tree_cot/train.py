@@ -1,71 +1,173 @@
-"""The chapter's experiments, shared by the notebooks (live) and the full run.
+"""Chapter 1's training: the task configurations, sizes per mode, training functions and the full run.
 
+- :class:`TheoryConfig` (:data:`THEORY`), :class:`StandardConfig` (:data:`STANDARD`),
+  :class:`FilterSortConfig` (:data:`FILTER_SORT`) — the training distributions (and, for the
+  theory model, the paper's learning rates and head counts);
+- :class:`Sizes`, :func:`sizes` — steps, batch and test-set sizes per mode (smoke / default / full);
 - :func:`train_theory` — the theory model (1 head backward / 2 heads forward), SGD from zero on
   perfect binary trees, with test accuracy on unseen random trees, ``H`` and head usage logged
   at checkpoints;
 - :func:`train_transformer` — the standard transformer (Adam, cross-entropy) on random trees,
   with chain of thought (``"forward"``) or without (``"direct"``), exact-path accuracy by depth
   and attention snapshots of one fixed example logged at checkpoints;
-- :func:`robustness` — accuracy against depth, branching, size and distractor edges;
-- :func:`phases` — when each stage is learned and when each head parks (forward theory model).
+- :func:`train_filter_sort` — the standard transformer on filter → sort, with or without the
+  intermediate stage;
+- the full run: :func:`full_run` (every experiment at a mode's sizes → :class:`~helpers.RunOutput`
+  whose ``metrics`` hold every number :func:`helpers.tree_cot.claims.evaluate` needs),
+  :func:`store`, :func:`load`.
 
-Sizes per mode live in :func:`sizes`; each run is seeded per step so it can be repeated exactly.
+Each training batch is drawn from ``numpy_generator(seed, step)`` (:mod:`helpers.seeds`), so a
+run can be repeated exactly, step by step. The standard transformer's initialisation draws from
+torch's global generator (``torch.manual_seed(seed)`` before building it).
 
 Used in: every notebook of book/tree_cot/ and ``python -m helpers.tree_cot``.
 """
 from __future__ import annotations
 
+import time
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 
-from ..modes import by_mode
+from ..checks import check_int
+from ..device import device_name, seed_everything
+from ..modes import by_mode, set_mode
+from ..results import ResultStore, RunOutput
+from ..seeds import numpy_generator
 from ..training import checkpoint_schedule, train
-from .analysis import attention_for_example, h_summary, head_usage, specialisation
-from .decoding import by_depth, evaluate, exact_path_accuracy, greedy_decode, per_step_accuracy
-from .theory import TheoryModel, mse_loss
-from . import filter_sort as fs
-from .tokens import encode, perfect_batch
-from .transformer import TransformerConfig, TreeTransformer, ce_loss
-from .trees import make_example, random_tree, sized_tree, spine_tree
+from .analysis import (attention_for_example, by_depth, evaluate, exact_path_accuracy, filter_sort_evaluate,
+                       greedy_decode, h_summary, head_usage, per_step_accuracy, phases, random_child_baseline,
+                       robustness, specialisation)
+from .data import (FILTER_SORT_TASKS, Encoded, FilterSortExample, encode, filter_sort_encode, filter_sort_sample,
+                   make_example, perfect_batch, random_tree, robustness_sets, test_trees)
+from .models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, mse_loss
+
+CHAPTER = "tree_cot"
+SCHEMA = 1
+
+# Offsets of the standard transformer's and filter → sort's batch streams from the run's seed,
+# so that no two experiments of one seed read the same batches.
+STANDARD_STREAM = 1000
+FILTER_SORT_STREAM = 2000
+
+
+# --------------------------------------------------------------------------------------------
+# configurations
+
+
+@dataclass(frozen=True)
+class TheoryConfig:
+    """The paper's training set for one task: perfect ``k``-ary trees of depth ``depth`` with labels
+    drawn from ``vocab`` (N), SGD learning rate ``lr``, and ``heads`` heads of the theory model."""
+
+    vocab: int
+    depth: int
+    lr: float
+    heads: int
+    k: int = 2
+
+    def __post_init__(self):
+        check_int("vocab", self.vocab, 2)
+        check_int("depth", self.depth, 1)
+        check_int("heads", self.heads, 1)
+        check_int("k", self.k, 1)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0; got {self.lr}")
+
 
 # The paper's training sets (perfect binary trees; labels drawn from the vocabulary) and learning rates.
 THEORY = {
-    "backward": dict(vocab=31, depth=4, lr=1.0, heads=1),
-    "forward": dict(vocab=25, depth=3, lr=0.2, heads=2),
+    "backward": TheoryConfig(vocab=31, depth=4, lr=1.0, heads=1),
+    "forward": TheoryConfig(vocab=25, depth=3, lr=0.2, heads=2),
 }
-# Our standard transformer's training distribution: random trees, 0–3 children, depth <= 5, <= 24 nodes.
-STANDARD = dict(vocab=32, c=3, max_depth=5, max_nodes=24)
 
 
-def sizes(mode: str | None = None) -> dict:
-    """Steps, batch sizes and test-set sizes per mode (all three here, so they read together)."""
-    return by_mode(
-        smoke=dict(theory_steps={"backward": 20, "forward": 20}, batch=32, test=64, n_checkpoints=4,
-                   std_steps={"forward": 20, "direct": 20}, std_batch=32, robust_n=16, layers=[1, 2],
-                   fs_steps=20, fs_test=64, seeds=[0]),
-        default=dict(theory_steps={"backward": 800, "forward": 4000}, batch=256, test=1000, n_checkpoints=20,
-                     std_steps={"forward": 600, "direct": 1500}, std_batch=128, robust_n=1000, layers=[1],
-                     fs_steps=1200, fs_test=1000, seeds=[0]),
-        full=dict(theory_steps={"backward": 2000, "forward": 6000}, batch=256, test=2000, n_checkpoints=30,
-                  std_steps={"forward": 3000, "direct": 3000}, std_batch=128, robust_n=1000, layers=[1, 2, 4],
-                  fs_steps=3000, fs_test=2000, seeds=[0, 1, 2]),
-        mode=mode,
-    )
+@dataclass(frozen=True)
+class StandardConfig:
+    """The standard transformer's training distribution: random trees with 0–``c`` children per
+    node, depth <= ``max_depth``, <= ``max_nodes`` nodes, labels from ``vocab`` (N)."""
+
+    vocab: int = 32
+    c: int = 3
+    max_depth: int = 5
+    max_nodes: int = 24
+
+    def __post_init__(self):
+        check_int("vocab", self.vocab, 2)
+        check_int("c", self.c, 1)
+        check_int("max_depth", self.max_depth, 1)
+        check_int("max_nodes", self.max_nodes, 2)
 
 
-def _rng(seed: int, step: int) -> np.random.Generator:
-    return np.random.default_rng([seed, step])
+STANDARD = StandardConfig()
 
 
-def test_trees(n: int, vocab: int, seed: int = 12345, *, c: int = 3, max_depth: int = 6,
-               max_nodes: int | None = None, n_distractors: int = 0) -> list:
-    """``n`` random trees (0–``c`` children per node, depth <= ``max_depth``) with a random leaf as goal.
+@dataclass(frozen=True)
+class FilterSortConfig:
+    """Filter → sort instances: ``n_items`` (inclusive range) distinct values from ``vocab``, ``colours`` colours."""
 
-    The seed is distinct from every training seed, so these trees (shapes and labellings) are unseen.
-    """
-    rng = np.random.default_rng(seed)
-    return [make_example(random_tree(c, vocab, rng, max_depth=max_depth, max_nodes=max_nodes), rng,
-                         n_distractors=n_distractors, vocab=vocab) for _ in range(n)]
+    vocab: int = 32
+    n_items: tuple[int, int] = (4, 12)
+    colours: int = 2
+
+    def sample(self, n: int, rng=None) -> list[FilterSortExample]:
+        """``n`` instances from this distribution (``rng``: a NumPy Generator, an int seed or None)."""
+        return filter_sort_sample(n, self.vocab, rng, n_items=self.n_items, colours=self.colours)
+
+
+FILTER_SORT = FilterSortConfig()
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Steps, batch sizes and test-set sizes of one mode (all experiments of the chapter)."""
+
+    theory_backward_steps: int  # SGD steps of the one-head theory model (backward task)
+    theory_forward_steps: int   # SGD steps of the two-head theory model (forward task)
+    batch: int                  # theory models' batch size
+    test: int                   # unseen test trees per evaluation
+    n_checkpoints: int          # checkpoints per training run (curves, H, head usage, attention)
+    cot_steps: int              # Adam steps of the standard transformer with CoT
+    direct_steps: int           # Adam steps of the standard transformer without CoT
+    std_batch: int              # standard transformer's batch size (also filter → sort)
+    robust_n: int               # trees per value of each robustness axis
+    layers: tuple[int, ...]     # depths of the direct (no-CoT) transformers
+    fs_steps: int               # Adam steps per filter → sort model
+    fs_test: int                # filter → sort test instances
+    seeds: tuple[int, ...]      # seeds of the theory models (the first also seeds everything else)
+
+    def theory_steps(self, task: str) -> int:
+        """Steps of the theory model for ``task`` in ``("backward", "forward")``."""
+        if task not in THEORY:
+            raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
+        return self.theory_backward_steps if task == "backward" else self.theory_forward_steps
+
+    def as_metrics(self) -> dict:
+        """The sizes as stored in ``metrics.json`` (``theory_steps`` and ``std_steps`` per task)."""
+        d = asdict(self)
+        return {"theory_steps": {"backward": d.pop("theory_backward_steps"), "forward": d.pop("theory_forward_steps")},
+                "batch": d.pop("batch"), "test": d.pop("test"), "n_checkpoints": d.pop("n_checkpoints"),
+                "std_steps": {"forward": d.pop("cot_steps"), "direct": d.pop("direct_steps")},
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
+
+
+SIZES = {
+    "smoke": Sizes(theory_backward_steps=20, theory_forward_steps=20, batch=32, test=64, n_checkpoints=4,
+                   cot_steps=20, direct_steps=20, std_batch=32, robust_n=16, layers=(1, 2), fs_steps=20,
+                   fs_test=64, seeds=(0,)),
+    "default": Sizes(theory_backward_steps=800, theory_forward_steps=4000, batch=256, test=1000, n_checkpoints=20,
+                     cot_steps=600, direct_steps=1500, std_batch=128, robust_n=1000, layers=(1,), fs_steps=1200,
+                     fs_test=1000, seeds=(0,)),
+    "full": Sizes(theory_backward_steps=2000, theory_forward_steps=6000, batch=256, test=2000, n_checkpoints=30,
+                  cot_steps=3000, direct_steps=3000, std_batch=128, robust_n=1000, layers=(1, 2, 4), fs_steps=3000,
+                  fs_test=2000, seeds=(0, 1, 2)),
+}
+
+
+def sizes(mode: str | None = None) -> Sizes:
+    """The :class:`Sizes` of ``mode`` (default: the current mode, ``BOOK_MODE``)."""
+    return by_mode(**SIZES, mode=mode)
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,21 +177,21 @@ def test_trees(n: int, vocab: int, seed: int = 12345, *, c: int = 3, max_depth: 
 def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None = None, n_checkpoints: int = 20,
                  seed: int = 0, lr: float | None = None, snapshots: int = 6, curve_n: int = 300,
                  progress: bool | None = None):
-    """Train the theory model for ``task`` (``"backward"``: 1 head, ``"forward"``: 2 heads).
+    """Train the theory model for ``task`` (``"backward"``: 1 head, ``"forward"``: 2 heads) on :data:`THEORY`.
 
     Returns ``(model, log)``; ``log`` has, per checkpoint step: the training loss, teacher-forced
     accuracy per stage and exact-path accuracy on ``test``, ``H``'s diagonal/off-diagonal, head
-    usage (attention on the lookup token and on BOS per head and stage) — and ``H`` itself at
-    ``snapshots`` steps. Curves use the first ``curve_n`` test trees; ``log["final"]`` evaluates the
-    trained model on all of ``test`` (exact-path accuracy overall and by depth).
+    usage (attention on the lookup token and on BOS per head and stage) — and ``H`` (N × N) itself
+    at ``snapshots`` steps. Curves use the first ``curve_n`` test trees; ``log["final"]`` evaluates
+    the trained model on all of ``test`` (exact-path accuracy overall and by depth). The model
+    starts at ``W = 0`` (nothing random); step ``s`` trains on ``numpy_generator(seed, s)``'s batch.
     """
     if task not in THEORY:
         raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
     spec = THEORY[task]
-    V = spec["vocab"]
-    torch.manual_seed(seed)
-    model = TheoryModel(V, spec["heads"])
-    opt = torch.optim.SGD(model.parameters(), lr=spec["lr"] if lr is None else lr)
+    V = spec.vocab
+    model = TheoryModel(V, spec.heads)
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr if lr is None else lr)
     test = test if test is not None else test_trees(256, V)
     curve = test[:curve_n]
     test_batch = encode(curve, V, task)
@@ -116,47 +218,34 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
                 log["H"][step] = m.H.detach().cpu().numpy().copy()
         m.train()
 
-    train(model, mse_loss, lambda s: perfect_batch(2, spec["depth"], V, batch, _rng(seed, s), task), steps=steps,
+    train(model, mse_loss, lambda s: theory_batch(task, batch, numpy_generator(seed, s)), steps=steps,
           optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
           desc=f"theory model, {task}")
     log["final"] = evaluate(model, test, V, task)
     return model, log
 
 
-def phases(log: dict, threshold: float = 0.99) -> dict:
-    """When each stage is solved (teacher-forced accuracy ≥ ``threshold``) and when each head
-    parks on BOS in the stage it does not serve (BOS attention ≥ 0.5), from a forward-task log."""
-    steps = log["step"]
-
-    def first(values, ok):
-        return next((s for s, v in zip(steps, values) if ok(v)), None)
-
-    out = {"forward_solved": first(log["forward"], lambda v: v >= threshold),
-           "backward_solved": first(log["backward"], lambda v: v >= threshold)}
-    final = np.array(log["specialisation"][-1])  # (heads, stages)
-    for h in range(final.shape[0]):
-        serves = "backward" if final[h, 0] >= final[h, 1] else "forward"
-        other = "forward" if serves == "backward" else "backward"
-        out[f"head{h}_serves"] = serves
-        out[f"head{h}_parks_in_{other}"] = first([u[other]["bos"][h] for u in log["usage"]], lambda v: v >= 0.5)
-    return out
+def theory_batch(task: str, batch: int, rng: np.random.Generator) -> Encoded:
+    """A training batch of the theory model for ``task``: fresh perfect trees from :data:`THEORY`."""
+    spec = THEORY[task]
+    return perfect_batch(spec.k, spec.depth, spec.vocab, batch, rng, task)
 
 
 # --------------------------------------------------------------------------------------------
 # the standard transformer
 
 
-def standard_batch(batch: int, rng: np.random.Generator, task: str, *, vocab: int = STANDARD["vocab"]):
+def standard_batch(batch: int, rng: np.random.Generator, task: str, *, vocab: int = STANDARD.vocab) -> Encoded:
     """A training batch for the standard transformer: fresh random trees from :data:`STANDARD`."""
-    exs = [make_example(random_tree(STANDARD["c"], vocab, rng, max_depth=STANDARD["max_depth"],
-                                    max_nodes=STANDARD["max_nodes"]), rng) for _ in range(batch)]
+    exs = [make_example(random_tree(STANDARD.c, vocab, rng, max_depth=STANDARD.max_depth,
+                                    max_nodes=STANDARD.max_nodes), rng) for _ in range(batch)]
     return encode(exs, vocab, task)
 
 
 def standard_test(n: int, seed: int = 54321) -> list:
-    """``n`` unseen trees from the standard transformer's training distribution."""
-    return test_trees(n, STANDARD["vocab"], seed, c=STANDARD["c"], max_depth=STANDARD["max_depth"],
-                      max_nodes=STANDARD["max_nodes"])
+    """``n`` unseen trees from the standard transformer's training distribution :data:`STANDARD`."""
+    return test_trees(n, STANDARD.vocab, seed, c=STANDARD.c, max_depth=STANDARD.max_depth,
+                      max_nodes=STANDARD.max_nodes)
 
 
 def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | None = None, n_layers: int = 1,
@@ -167,12 +256,13 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
     Returns ``(model, log)``: per checkpoint, the training-distribution test accuracy (exact path,
     by depth, per step), head usage, and the attention maps of test example ``attention_example``
     (default: the first of depth 3). Curves use the first ``curve_n`` test trees; ``log["final"]``
-    evaluates the trained model on all of ``test``.
+    evaluates the trained model on all of ``test``. The initialisation follows
+    ``torch.manual_seed(seed)``; step ``s`` trains on ``numpy_generator(seed + STANDARD_STREAM, s)``'s batch.
     """
     if task not in ("forward", "direct", "backward"):
         raise ValueError(f"task must be 'forward', 'direct' or 'backward'; got {task!r}")
-    V = STANDARD["vocab"]
-    torch.manual_seed(seed)
+    V = STANDARD.vocab
+    torch.manual_seed(seed)  # the model's initialisation draws from torch's global generator
     model = TreeTransformer(TransformerConfig(V, d_model=d_model, n_heads=n_heads, n_layers=n_layers))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     test = test if test is not None else standard_test(256)
@@ -198,60 +288,20 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
             log["attention"].append(attention_for_example(m, example, 0))
         m.train()
 
-    train(model, ce_loss, lambda s: standard_batch(batch, _rng(seed + 1000, s), task), steps=steps,
-          optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
+    train(model, ce_loss, lambda s: standard_batch(batch, numpy_generator(seed + STANDARD_STREAM, s), task),
+          steps=steps, optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
           desc=f"transformer ({n_layers} layer{'s' * (n_layers > 1)}), {task}")
     log["final"] = evaluate(model, test, V, task)
     return model, log
 
 
-def random_child_baseline(examples: list) -> dict[int, float]:
-    """Exact accuracy by depth of descending by a uniformly random child at each step: ``E[Π 1/#children]``."""
-    acc = np.array([np.prod([1 / len(ex.tree.children(v)) for v in ex.forward[:-1]]) for ex in examples])
-    return by_depth(acc, [ex.depth for ex in examples])
-
-
-# --------------------------------------------------------------------------------------------
-# robustness
-
-
-def robustness_sets(vocab: int, n: int, seed: int = 777) -> dict[str, dict]:
-    """Test sets that step outside a training distribution, one axis at a time.
-
-    - ``depth``: goal at depth d = 1 … 10 (the end of a spine with extra leaves, :func:`spine_tree`);
-    - ``branching``: 0–c children per node, c = 1 … 6;
-    - ``size``: random recursive trees of exactly n = 8 … 32 nodes (at most 3 children);
-    - ``distractors``: 0 … 12 edges of another tree in the list (trees of at most 16 nodes).
-    Each value has ``n`` trees; the label vocabulary is ``vocab``.
-    """
-    rng = np.random.default_rng(seed)
-    deepest = lambda t: make_example(t, rng, goal=max(t.leaves(), key=t.depth))
-    sets = {
-        "depth": {d: [deepest(spine_tree(d, vocab, rng, c=3)) for _ in range(n)] for d in range(1, 11)},
-        "branching": {c: [make_example(random_tree(c, vocab, rng, max_depth=5, min_depth=2, max_nodes=vocab), rng)
-                          for _ in range(n)] for c in range(1, 7)},
-        "size": {s: [make_example(sized_tree(s, vocab, rng, c=3), rng) for _ in range(n)]
-                 for s in range(8, min(vocab, 32) + 1, 4)},
-        "distractors": {k: [make_example(random_tree(3, vocab, rng, max_depth=5, max_nodes=16), rng,
-                                         n_distractors=k, vocab=vocab) for _ in range(n)] for k in (0, 2, 4, 8, 12)},
-    }
-    return sets
-
-
-def robustness(model, sets: dict[str, dict], vocab: int, task: str) -> dict[str, dict]:
-    """Exact-path accuracy of ``model`` on each set of :func:`robustness_sets`: ``{axis: {value: acc}}``."""
-    out = {}
-    for axis, by_value in sets.items():
-        out[axis] = {}
-        for value, exs in by_value.items():
-            out[axis][value] = evaluate(model, exs, vocab, task)["exact"]
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # filter -> sort
 
-FILTER_SORT = dict(vocab=32, n_items=(4, 12), colours=2)
+
+def filter_sort_test(n: int, seed: int = 4242) -> list[FilterSortExample]:
+    """``n`` unseen filter → sort instances from :data:`FILTER_SORT`."""
+    return FILTER_SORT.sample(n, seed)
 
 
 def train_filter_sort(task: str, *, steps: int, batch: int = 128, test: list | None = None, d_model: int = 64,
@@ -260,28 +310,130 @@ def train_filter_sort(task: str, *, steps: int, batch: int = 128, test: list | N
     """The standard transformer on filter → sort, with the filter stage (``"cot"``) or without (``"direct"``).
 
     Returns ``(model, log)`` with exact accuracy (overall and by number of kept items) at checkpoints.
+    Initialisation as :func:`train_transformer`; step ``s`` trains on
+    ``numpy_generator(seed + FILTER_SORT_STREAM, s)``'s batch.
     """
-    V = FILTER_SORT["vocab"]
-    draw = lambda n, rng: fs.sample(n, V, rng, n_items=FILTER_SORT["n_items"], colours=FILTER_SORT["colours"])
+    if task not in FILTER_SORT_TASKS:
+        raise ValueError(f"task must be one of {FILTER_SORT_TASKS}; got {task!r}")
+    V = FILTER_SORT.vocab
     test = test if test is not None else filter_sort_test(256)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the model's initialisation draws from torch's global generator
     model = TreeTransformer(TransformerConfig(V, d_model=d_model, n_heads=n_heads, n_layers=n_layers))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     log: dict = {"step": [], "exact": [], "by_kept": []}
 
     def on_checkpoint(step, m):
-        r = fs.evaluate(m, test, V, task)
+        r = filter_sort_evaluate(m, test, V, task)
         log["step"].append(step)
         log["exact"].append(r["exact"])
         log["by_kept"].append(r["by_kept"])
         m.train()
 
-    train(model, ce_loss, lambda s: fs.encode(draw(batch, _rng(seed + 2000, s)), V, task), steps=steps,
-          optimizer=opt, grad_clip=1.0, checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // n_checkpoints)),
+    def batch_fn(s: int) -> Encoded:
+        return filter_sort_encode(FILTER_SORT.sample(batch, numpy_generator(seed + FILTER_SORT_STREAM, s)), V, task)
+
+    train(model, ce_loss, batch_fn, steps=steps, optimizer=opt, grad_clip=1.0,
+          checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // n_checkpoints)),
           on_checkpoint=on_checkpoint, progress=progress, desc=f"filter → sort, {task}")
     return model, log
 
 
-def filter_sort_test(n: int, seed: int = 4242) -> list:
-    """``n`` unseen filter → sort instances from :data:`FILTER_SORT`."""
-    return fs.sample(n, FILTER_SORT["vocab"], seed, n_items=FILTER_SORT["n_items"], colours=FILTER_SORT["colours"])
+# --------------------------------------------------------------------------------------------
+# the full run
+
+
+def store(root=None) -> ResultStore:
+    """The chapter's result store (default: the committed ``results/tree_cot/``)."""
+    return ResultStore(CHAPTER, module="helpers.tree_cot", schema=SCHEMA, root=root)
+
+
+def load(name: str = "metrics.json", root=None):
+    """A stored result of the full run (default: the committed ``metrics.json``); a
+    :class:`~helpers.ResultError` naming the command that recreates it if missing or stale."""
+    return store(root).load_json(name)
+
+
+def _strip(log: dict, *drop: str) -> dict:
+    return {k: v for k, v in log.items() if k not in drop}
+
+
+def full_run(mode: str, progress: bool = True) -> RunOutput:
+    """Every experiment of the chapter at ``mode``'s sizes.
+
+    ``metrics`` (→ ``metrics.json``): ``sizes``; ``theory`` (per task, per seed: curves, final
+    accuracy, phases); ``standard`` (CoT, direct per number of layers, random-child baseline,
+    head usage); ``robustness`` (per model, per axis and value); ``filter_sort`` (per task);
+    ``seconds``. ``files["arrays.npz"]``: ``H`` snapshots of the first seed's theory models and
+    the CoT transformer's attention maps of one example at every checkpoint.
+    """
+    set_mode(mode)
+    cfg = sizes(mode)
+    seeds = list(cfg.seeds)
+    seed_everything(seeds[0])
+    t0 = time.perf_counter()
+    metrics: dict = {"sizes": cfg.as_metrics(), "theory": {}, "standard": {}, "seconds": {}}
+    arrays: dict[str, np.ndarray] = {}
+
+    # 1-2. the theory models, several seeds
+    theory_models = {}
+    for task in ("backward", "forward"):
+        V = THEORY[task].vocab
+        test = test_trees(cfg.test, V)
+        runs = []
+        timer = time.perf_counter()
+        for seed in seeds:
+            model, log = train_theory(task, steps=cfg.theory_steps(task), batch=cfg.batch, test=test,
+                                      n_checkpoints=cfg.n_checkpoints, seed=seed, progress=progress)
+            record = {"seed": seed, "log": _strip(log, "H", "final"), "final": log["final"]}
+            if task == "forward":
+                record["phases"] = phases(log)
+            runs.append(record)
+            if seed == seeds[0]:
+                theory_models[task] = model
+                for step, H in log["H"].items():
+                    arrays[f"theory_{task}_H_{step}"] = H
+        metrics["theory"][task] = {"runs": runs, "test_depths": np.bincount([e.depth for e in test]).tolist()}
+        metrics["seconds"][f"theory_{task}"] = time.perf_counter() - timer
+
+    # 3-4. the standard transformer: CoT vs direct, attention over training
+    test = standard_test(cfg.test)
+    std = {"baseline_random_child": random_child_baseline(test),
+           "test_depths": np.bincount([e.depth for e in test]).tolist()}
+    timer = time.perf_counter()
+    cot_model, cot_log = train_transformer("forward", steps=cfg.cot_steps, batch=cfg.std_batch, test=test,
+                                           n_checkpoints=cfg.n_checkpoints, progress=progress)
+    std["cot"] = _strip(cot_log, "attention")
+    for i, a in enumerate(cot_log["attention"]):
+        arrays[f"std_cot_att_{cot_log['step'][i]}"] = a["att"]
+    std["cot_attention_meta"] = {k: v for k, v in cot_log["attention"][-1].items() if k != "att"}
+    std["direct"] = {}
+    for L in cfg.layers:
+        _, d_log = train_transformer("direct", steps=cfg.direct_steps, batch=cfg.std_batch, test=test,
+                                     n_layers=L, n_checkpoints=cfg.n_checkpoints, progress=progress)
+        std["direct"][L] = _strip(d_log, "attention")
+    metrics["standard"] = std
+    metrics["seconds"]["standard"] = time.perf_counter() - timer
+
+    # 5. robustness
+    timer = time.perf_counter()
+    rob = {"standard_cot": robustness(cot_model, robustness_sets(STANDARD.vocab, cfg.robust_n), STANDARD.vocab,
+                                      "forward")}
+    for task in ("backward", "forward"):
+        V = THEORY[task].vocab
+        rob[f"theory_{task}"] = robustness(theory_models[task], robustness_sets(V, cfg.robust_n), V, task)
+    metrics["robustness"] = rob
+    metrics["seconds"]["robustness"] = time.perf_counter() - timer
+
+    # 6. filter -> sort
+    timer = time.perf_counter()
+    fs_test = filter_sort_test(cfg.fs_test)
+    metrics["filter_sort"] = {}
+    for task in FILTER_SORT_TASKS:
+        _, log = train_filter_sort(task, steps=cfg.fs_steps, batch=cfg.std_batch, test=fs_test, progress=progress)
+        metrics["filter_sort"][task] = log
+    metrics["seconds"]["filter_sort"] = time.perf_counter() - timer
+
+    seconds = time.perf_counter() - t0
+    metrics["seconds"]["total"] = seconds
+    return RunOutput(metrics=metrics, seeds=seeds, device=device_name(torch.device("cpu")), seconds=seconds,
+                     files={"arrays.npz": arrays})
