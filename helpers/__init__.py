@@ -5,7 +5,8 @@ Core modules (used by every chapter):
 - :mod:`helpers.modes`    — the run mode (``BOOK_MODE``) and sizes per mode;
 - :mod:`helpers.device`   — device choice (cuda → mps → cpu), seeding, environment report;
 - :mod:`helpers.training` — the training loop, checkpoint schedule, resume;
-- :mod:`helpers.results`  — atomic writes, provenance (``run.json``), claims (``claims.json``);
+- :mod:`helpers.results`  — atomic writes, provenance (``run.json``), the results folders;
+- :mod:`helpers.claims`   — ``Claim`` (one verdict: paper or extension, criterion, holds) and the claims table;
 - :mod:`helpers.seeds`    — the one way seeds are derived (``derive_seed``, generators per step/group);
 - :mod:`helpers.exercises` — ``ExerciseError``, raised by every chapter's exercise checkers;
 - :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook;
@@ -15,7 +16,8 @@ Core modules (used by every chapter):
 from .device import describe_device, environment, pick_device, seed_everything
 from .modes import MODES, by_mode, get_mode, set_mode
 from .exercises import ExerciseError
-from .results import Claim, ResultError, ResultStore, RunOutput, claims_table, output_root
+from .claims import Claim, claims_table
+from .results import ResultError, ResultStore, RunOutput, output_root
 from .seeds import derive_seed, numpy_generator, step_generator, torch_generator
 from .training import History, checkpoint_schedule, train
 

@@ -18,7 +18,8 @@ import time
 from typing import Callable
 
 from .modes import MODES, set_mode
-from .results import Claim, ResultStore, RunOutput, git_commit, output_root
+from .claims import Claim
+from .results import ResultStore, RunOutput, git_commit, output_root
 
 
 def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evaluate: Callable[[dict], list[Claim]],

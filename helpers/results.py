@@ -3,8 +3,8 @@
 A chapter's full run writes ``results/<chapter>/`` through a :class:`ResultStore`:
 
 - data files (``metrics.json``, ``.npz`` arrays, small ``.pt`` checkpoints), each written atomically;
-- ``claims.json`` — the chapter's :class:`Claim` records, made by ``helpers.<chapter>.claims``
-  from the run's metrics and rendered in the chapter by :class:`ClaimsTable`;
+- ``claims.json`` — the chapter's :class:`~helpers.claims.Claim` records, made by
+  ``helpers.<chapter>.claims`` from the run's metrics;
 - ``run.json`` — provenance written by the code (:data:`RUN_FIELDS`), last, so a run.json always
   describes complete files.
 
@@ -16,7 +16,6 @@ Used in: every chapter's ``python -m helpers.<chapter>`` command and default-mod
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import io
 import json
 import os
@@ -31,10 +30,9 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from .claims import Claim, ClaimsTable, MalformedClaimError
 from .modes import check_mode
 
-CLAIM_FIELDS = ("id", "kind", "claim", "paper", "measured", "holds", "criterion")
-CLAIM_KINDS = ("paper", "extension")
 RUN_FIELDS = ("chapter", "schema", "command", "mode", "git_commit", "git_dirty", "device", "torch_version",
               "python_version", "seeds", "seconds", "date")
 
@@ -50,7 +48,7 @@ class MissingResultError(ResultError, FileNotFoundError):
     """The result file does not exist."""
 
 
-class CorruptResultError(ResultError):
+class CorruptResultError(ResultError, ValueError):
     """The result file exists but cannot be parsed."""
 
 
@@ -174,104 +172,6 @@ def provenance(*, chapter: str, schema: int, command: str, mode: str, device: st
     return record
 
 
-# -------------------------------------------------------------------------------- claims
-
-@dataclass(frozen=True)
-class Claim:
-    """One verdict of a chapter's claims table.
-
-    ``kind`` is ``"paper"`` (``claim`` is the paper's statement, ``paper`` what the paper reports)
-    or ``"extension"`` (the book's own experiment; ``paper`` then says what it relates to).
-    ``criterion`` is the pass mark in words, decided before the run; ``measured`` what this run
-    measured; ``holds`` whether the measurement meets the criterion.
-    """
-
-    id: str
-    claim: str
-    paper: str
-    measured: Any
-    holds: bool
-    criterion: str
-    kind: str = "paper"
-
-    def __post_init__(self):
-        if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"claim id must be a non-empty string; got {self.id!r}")
-        if not isinstance(self.holds, (bool, np.bool_)):
-            raise TypeError(f"claim {self.id!r}: holds must be a bool; got {type(self.holds).__name__}")
-        if self.kind not in CLAIM_KINDS:
-            raise ValueError(f"claim {self.id!r}: kind must be one of {CLAIM_KINDS}; got {self.kind!r}")
-        if not isinstance(self.criterion, str) or not self.criterion.strip():
-            raise ValueError(f"claim {self.id!r}: criterion must say the pass mark in words; got {self.criterion!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "claim": self.claim, "paper": self.paper,
-                "measured": _jsonable(self.measured), "holds": bool(self.holds), "criterion": self.criterion}
-
-    @classmethod
-    def from_dict(cls, record: Any, where: str = "claims") -> "Claim":
-        if not isinstance(record, Mapping):
-            raise CorruptResultError(f"{where}: each claim must be a JSON object; got {type(record).__name__}")
-        missing = [k for k in CLAIM_FIELDS if k not in record]
-        if missing:
-            raise CorruptResultError(f"{where}: claim {record.get('id', '?')!r} lacks fields {missing}")
-        return cls(**{k: record[k] for k in CLAIM_FIELDS})
-
-
-def _cell(value: Any) -> str:
-    """A measured value as short text: floats to 4 significant digits, dicts as ``k: v`` lists."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value)
-    return str(value)
-
-
-class ClaimsTable:
-    """A chapter's claims; shows as an HTML table in notebooks and as Markdown in text."""
-
-    HEADER = ("claim", "kind", "paper / relates to", "measured here", "criterion", "holds?")
-
-    def __init__(self, claims: Iterable[Claim | Mapping[str, Any]], source: str = ""):
-        self.claims = [c if isinstance(c, Claim) else Claim.from_dict(c) for c in claims]
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.claims)
-
-    def __getitem__(self, claim_id: str) -> Claim:
-        for c in self.claims:
-            if c.id == claim_id:
-                return c
-        raise KeyError(f"no claim with id {claim_id!r}; ids are {[c.id for c in self.claims]}")
-
-    def rows(self) -> list[tuple[str, ...]]:
-        return [(f"{c.id}: {c.claim}", c.kind, str(c.paper), _cell(c.measured), c.criterion,
-                 "✅ yes" if c.holds else "❌ no") for c in self.claims]
-
-    def _repr_markdown_(self) -> str:
-        def esc(s: str) -> str:
-            return s.replace("|", "\\|").replace("\n", " ")
-        lines = ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
-        return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in self.rows()])
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self.HEADER)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>" for row in self.rows())
-        caption = f"<caption>{html.escape(self.source)}</caption>" if self.source else ""
-        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __str__(self) -> str:
-        return self._repr_markdown_()
-
-
-def claims_table(claims: Iterable[Claim | Mapping[str, Any]], source: str = "") -> ClaimsTable:
-    """Render claims (records or :class:`Claim`) as a table."""
-    return ClaimsTable(claims, source)
-
-
 # -------------------------------------------------------------------------------- the store
 
 @dataclass
@@ -353,7 +253,7 @@ class ResultStore:
 
     def write_claims(self, claims: Iterable[Claim | Mapping[str, Any]]) -> Path:
         """Write ``claims.json``; every record needs the fields :data:`CLAIM_FIELDS`, ids unique."""
-        parsed = [c if isinstance(c, Claim) else Claim.from_dict(c, "write_claims") for c in claims]
+        parsed = self._claims(claims, "write_claims")
         ids = [c.id for c in parsed]
         if len(set(ids)) != len(ids):
             raise ValueError(f"claim ids must be unique; got {ids}")
@@ -417,5 +317,10 @@ class ResultStore:
         records = self.load_json("claims.json")
         if not isinstance(records, list):
             raise CorruptResultError(f"{self.path('claims.json')} must hold a JSON list. {self._hint()}")
-        return ClaimsTable([Claim.from_dict(r, str(self.path("claims.json"))) for r in records],
-                           source=f"{self.chapter}: claims.json")
+        return ClaimsTable(self._claims(records, str(self.path("claims.json"))), source=f"{self.chapter}: claims.json")
+
+    def _claims(self, records: Iterable[Any], where: str) -> list[Claim]:
+        try:
+            return [c if isinstance(c, Claim) else Claim.from_dict(c, where) for c in records]
+        except MalformedClaimError as e:
+            raise CorruptResultError(f"{e}. {self._hint()}") from None

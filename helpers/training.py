@@ -8,7 +8,7 @@ step, a ``loss_fn(model, batch)`` returns the loss, an optimizer steps. Around i
   transient structure use: dense early, where the dynamics are fast, sparse later;
 - resume: with ``resume_path``, the loop saves its state every ``save_every`` steps and, when
   started again after an interruption, continues from the last save. If ``batch_fn`` depends
-  only on the step (use :func:`step_generator`), the resumed run equals an uninterrupted one.
+  only on the step (use :func:`helpers.seeds.step_generator`), the resumed run equals an uninterrupted one.
 
 Used in: ``book/getting_started.ipynb`` and every chapter.
 """
@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 
 from .modes import get_mode
 from .results import save_torch
-from .seeds import step_generator  # noqa: F401  (re-exported: the batch of a step)
 
 
 class NonFiniteLossError(ValueError):

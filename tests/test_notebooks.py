@@ -81,6 +81,7 @@ def test_notebook_and_its_text_file_agree(path):
 # ------------------------------------------------------------------ lint
 
 FIGURE = re.compile(r"plt\.(subplots|figure|show)\(|\bplots\.\w+\(")
+ROLE = re.compile(r"\{[\w:.-]+\}`[^`\n]*`")   # a MyST role: {cite:t}`key`, {doc}`page`
 MATH_OR_CODE = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|```.*?```|`[^`\n]*`", re.DOTALL)
 TEMPLATE = re.compile(r"\{[^{}\n]*\}")
 
@@ -88,7 +89,7 @@ TEMPLATE = re.compile(r"\{[^{}\n]*\}")
 def unrendered_templates(markdown: str) -> list[str]:
     """``{…}`` left in prose: what is not math, code, a MyST role ``{name}`…``` or a directive."""
     lines = [ln for ln in markdown.splitlines() if not ln.lstrip().startswith((":::", "```", ":"))]
-    text = MATH_OR_CODE.sub(" ", "\n".join(lines))
+    text = MATH_OR_CODE.sub(" ", ROLE.sub(" ", "\n".join(lines)))
     return TEMPLATE.findall(text)
 
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from helpers import results
+from helpers.claims import CLAIM_FIELDS, Claim, claims_table
 from helpers.results import (
-    CLAIM_FIELDS, RUN_FIELDS, Claim, CorruptResultError, MissingResultError, ResultStore, RunOutput, StaleResultError,
-    atomic_write_bytes, atomic_write_text, claims_table, output_root, write_json,
+    RUN_FIELDS, CorruptResultError, MissingResultError, ResultStore, RunOutput, StaleResultError, atomic_write_bytes,
+    atomic_write_text, output_root, write_json,
 )
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.training import NonFiniteLossError, checkpoint_schedule, step_generator, train
+from helpers.seeds import step_generator
+from helpers.training import NonFiniteLossError, checkpoint_schedule, train
 
 
 # ---------------------------------------------------------------- checkpoint schedule

@@ -1,8 +1,8 @@
 """Chapter 3 analysis: joint trajectory PCA on planted structure; the SGLD LLC on models with a known answer."""
 from __future__ import annotations
 
+import copy
 import json
-
 import math
 
 import numpy as np
@@ -305,14 +305,21 @@ def test_the_run_sizes_hold_together():
         assert train.Sizes.from_json(json.loads(json.dumps(S.to_json(), default=str).replace('Infinity', '"inf"'))) == S
 
 
-def test_full_run_pipeline_in_smoke_mode(monkeypatch):
+@pytest.fixture(scope="module")
+def smoke_store():
+    """One smoke run of the command line for the tests below (seconds; its numbers mean nothing)."""
     from helpers.transient_ridge.__main__ import main
-    monkeypatch.setenv("BOOK_MODE", "smoke")
     assert main(["--mode", "smoke", "--no-progress"]) == 0
-    out = train.store(output_root("smoke"))
+    return train.store(output_root("smoke"))
+
+
+def test_full_run_pipeline_in_smoke_mode(smoke_store):
+    out = smoke_store
     assert out.dir.parts[-3:] == (".scratch", "smoke", "transient_ridge")
     assert out.read_run()["mode"] == "smoke"
     m = out.load_json("metrics.json")
+    # the claims re-judged from metrics.json (NaN stored as null) are the ones the run recorded (--claims-only)
+    assert [(c.id, c.holds) for c in claims.evaluate(m)] == [(c.id, c.holds) for c in out.load_claims().claims]
     assert set(m) >= {"sweep", "curriculum", "pca", "llc_over_M", "llc_over_training", "llc_crosscheck", "timing"}
     a = out.load_arrays("arrays.npz")
     S = train.sizes("smoke")
@@ -357,3 +364,108 @@ def test_trajectory_pca_and_the_detour_on_planted_paths():
     assert d_straight["closest_to_ridge"] > 1.0                               # never passes through ridge
     with pytest.raises(ValueError, match="n_checkpoints, G, F"):
         analysis.trajectory_pca(feats[0], ridge, dm)
+
+
+# --------------------------------------------------------------------------------------------
+# planted metrics: every claim of claims.evaluate flips on its own number
+
+PLANTED = ["1", "4", "16", "64", "∞"]
+
+
+def _planted_metrics(m: dict) -> dict:
+    """A smoke run's metrics with planted numbers under which every claim holds: M = 1 goes straight to
+    dMMSE_M, M = 4 and 16 are transients (pivots at 30% and 60% of training), M = 64 stays ridge-like,
+    M = ∞ ends on ridge; the LLC rises with M over the dMMSE-like models with M = ∞ in between."""
+    m = copy.deepcopy(m)
+    sw = m["sweep"]
+    n = len(sw["step"])
+    t = np.linspace(0, 1, n)
+    sw["groups"] = [[1, 0], [4, 0], [16, 0], [64, 0], ["inf", 0]]
+    sw.update(ood_ridge_loss=1.0, ood_dmmse_loss=[5.0, 4.0, 3.0, 2.0, 1.0], id_ridge_loss=[1.0] * 5,
+              id_dmmse_loss=[0.2, 0.4, 0.6, 0.8, 1.0], d_bayes=[1.0, 0.5, 0.3, 0.1, 0.0], d_zero_ridge=[1.0] * 5)
+    one = np.ones(n)
+    curves = {"1": (5 * one, 0.2 * one, one, 0 * one),                          # (ood, id, Δ ridge, Δ dMMSE_M)
+              "64": (1 + 0.1 * (1 - t), one, 0.01 * one, 0.5 * one),
+              "∞": (one, one, 0.01 * one, 0.01 * one)}
+    for lab, pivot in (("4", 0.3), ("16", 0.6)):
+        gap = sw["ood_dmmse_loss"][PLANTED.index(lab)] - 1.0
+        curves[lab] = (1 + (t - pivot) ** 2 * gap, 1 - 0.9 * t, 0.01 + (t > pivot) * t, 0.5 - 0.49 * t)
+    for i, key in enumerate(("ood", "id", "d_ridge", "d_dmmse")):
+        sw[key] = [[float(curves[lab][i][k]) for lab in PLANTED] for k in range(n)]
+    sw["summary"] = analysis.summaries(sw)
+    m["pca"]["detour"] = [{"closest_to_ridge": 0.1, "closest_index": 2, "n_checkpoints": n, "final_to_ridge": 1.0,
+                           "final_to_dmmse": 0.2} for _ in PLANTED]
+    m["llc_over_M"].update(groups=PLANTED, llc=[10.0, 20.0, 30.0, 40.0, 15.0], llc_std=[1.0] * 5, init_loss=[0.1] * 5,
+                           settled=[True] * 5)
+    t_crit_16 = sw["summary"][PLANTED.index("16")]["t_crit"]
+    m["llc_over_training"].update(M="16", groups=[sw["step"][1], t_crit_16, sw["step"][-1]], llc=[5.0, 10.0, 30.0],
+                                  llc_std=[1.0] * 3, init_loss=[0.1] * 3, settled=[True] * 3)
+    m["llc_crosscheck"] = {"ours": 10.0, "ours_std": 1.0, "ours_seconds": 1.0, "devinterp": 10.5, "devinterp_std": 1.0,
+                           "devinterp_seconds": 2.0}
+    m["timing"]["speedup"] = 6.0
+    cu = m["curriculum"]
+    assert [s["M"] for s in cu["summary"]] == ["16", "∞"]
+    cu["ood"][-1] = [1.0, 1.0]
+    return m
+
+
+def _set(path, value):
+    """A perturbation: set the metric at ``path`` (keys and indices) to ``value``."""
+    def perturb(m):
+        *head, last = path
+        for k in head:
+            m = m[k]
+        m[last] = value
+    return perturb
+
+
+def _summary(M, key, value):
+    return lambda m: m["sweep"]["summary"][PLANTED.index(M)].__setitem__(key, value)
+
+
+# one number per claim; each turns its claim from holding to not
+FLIPS = {
+    "bayes_each_optimal": _set(["sweep", "id_dmmse_loss", 1], 2.0),          # dMMSE_4 worse than ridge on its pool
+    "dmmse_tends_to_ridge": _set(["sweep", "d_bayes", 3], 0.5),              # Δ(dMMSE_64, ridge) half of Δ at M = 1
+    "transient_ridge": _summary("4", "ood_rise", 0.0),                        # M = 4's OOD loss does not rise
+    "low_M_straight_to_dmmse": _summary("1", "ridge_phase", True),            # M = 1 passes by ridge
+    "high_M_ends_ridge_like": _set(["sweep", "d_ridge", -1, 3], 1.0),         # M = 64 ends nearer dMMSE_M
+    "t_crit_grows": _summary("4", "t_crit", 10**6),                           # M = 4 pivots after M = 16
+    "infinite_M_learns_ridge": _set(["sweep", "d_ridge", -1, 4], 0.5),        # M = ∞ ends far from ridge
+    "pca_bends_toward_ridge": _set(["pca", "detour", 2, "closest_to_ridge"], 0.9),   # M = 16 never nears ridge
+    "llc_rises_with_M": _set(["llc_over_M", "llc", 4], 45.0),                 # LLC(∞) above every dMMSE-like M
+    "llc_loss_vs_complexity": _set(["llc_over_training", "llc", -1], 1.0),    # the final model is the simpler one
+    "llc_calibrated": _set(["llc_over_training", "settled", 0], False),        # one chain did not settle
+    "llc_matches_devinterp": _set(["llc_crosscheck", "devinterp"], 20.0),     # devinterp says twice as much
+    "grouped_speedup": _set(["timing", "speedup"], 2.0),
+    "curriculum_reaches_ridge": _set(["curriculum", "ood", -1, 1], 2.0),      # curriculum ends at twice the OOD loss
+}
+# claims that need the transients too: with fewer than two transients they cannot hold either
+NEEDS_TRANSIENTS = ("t_crit_grows", "pca_bends_toward_ridge")
+
+
+def _verdicts(m):
+    return {c.id: bool(c.holds) for c in claims.evaluate(m)}
+
+
+def test_planted_metrics_flip_each_claim_alone(smoke_store):
+    base = _planted_metrics(smoke_store.load_json("metrics.json"))
+    held = _verdicts(base)
+    assert set(held) == set(FLIPS) == {f.__name__ for f in claims.CLAIMS}
+    assert all(held.values()), {k: v for k, v in held.items() if not v}
+    for cid, perturb in FLIPS.items():
+        m = copy.deepcopy(base)
+        if cid == "transient_ridge":
+            # t_crit_grows and pca_bends_toward_ridge need two transients as well: break them first,
+            # so that the flip below is transient_ridge's alone
+            for other in NEEDS_TRANSIENTS:
+                FLIPS[other](m)
+        before = _verdicts(m)
+        perturb(m)
+        after = _verdicts(m)
+        assert {k for k in before if before[k] != after[k]} == {cid}, (cid, before, after)
+        assert not after[cid]
+    # and on the passing base, losing a transient takes the claims about the transients with it
+    m = copy.deepcopy(base)
+    FLIPS["transient_ridge"](m)
+    assert {k for k, v in _verdicts(m).items() if not v} == {"transient_ridge", *NEEDS_TRANSIENTS}

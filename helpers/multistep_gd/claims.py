@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ..results import Claim
+from ..claims import Claim
 
 # ---------------------------------------------------------------------------- pass marks
 NO_COT_PLATEAU_REL_GAP = 0.05      # no-CoT test error within 5% of d(d+1)/(n+d+1)

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..results import Claim
+from ..claims import Claim
 
 # -------------------------------------------------------------------------------- pass marks
 

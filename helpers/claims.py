@@ -1,0 +1,123 @@
+"""Claims: what a chapter's claims table is made of.
+
+A :class:`Claim` is one verdict: the paper's statement (``kind="paper"``) or the book's own
+experiment (``kind="extension"``), what the paper reports, what a run measured, the pass mark in
+words (``criterion``) and whether it holds. Each chapter's ``helpers.<chapter>.claims`` module
+makes them from a run's metrics; :class:`ClaimsTable` renders them (HTML in a notebook, Markdown
+in text). A full run stores them in ``claims.json`` (:mod:`helpers.results`).
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+CLAIM_FIELDS = ("id", "kind", "claim", "paper", "measured", "holds", "criterion")
+CLAIM_KINDS = ("paper", "extension")
+
+
+class MalformedClaimError(ValueError):
+    """A claim record lacks fields or is not a JSON object."""
+
+
+def _jsonable(obj: Any) -> Any:
+    from .results import _jsonable as convert
+    return convert(obj)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One verdict of a chapter's claims table.
+
+    ``kind`` is ``"paper"`` (``claim`` is the paper's statement, ``paper`` what the paper reports)
+    or ``"extension"`` (the book's own experiment; ``paper`` then says what it relates to).
+    ``criterion`` is the pass mark in words, decided before the run; ``measured`` what this run
+    measured; ``holds`` whether the measurement meets the criterion.
+    """
+
+    id: str
+    claim: str
+    paper: str
+    measured: Any
+    holds: bool
+    criterion: str
+    kind: str = "paper"
+
+    def __post_init__(self):
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"claim id must be a non-empty string; got {self.id!r}")
+        if not isinstance(self.holds, (bool, np.bool_)):
+            raise TypeError(f"claim {self.id!r}: holds must be a bool; got {type(self.holds).__name__}")
+        if self.kind not in CLAIM_KINDS:
+            raise ValueError(f"claim {self.id!r}: kind must be one of {CLAIM_KINDS}; got {self.kind!r}")
+        if not isinstance(self.criterion, str) or not self.criterion.strip():
+            raise ValueError(f"claim {self.id!r}: criterion must say the pass mark in words; got {self.criterion!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "claim": self.claim, "paper": self.paper,
+                "measured": _jsonable(self.measured), "holds": bool(self.holds), "criterion": self.criterion}
+
+    @classmethod
+    def from_dict(cls, record: Any, where: str = "claims") -> "Claim":
+        if not isinstance(record, Mapping):
+            raise MalformedClaimError(f"{where}: each claim must be a JSON object; got {type(record).__name__}")
+        missing = [k for k in CLAIM_FIELDS if k not in record]
+        if missing:
+            raise MalformedClaimError(f"{where}: claim {record.get('id', '?')!r} lacks fields {missing}")
+        return cls(**{k: record[k] for k in CLAIM_FIELDS})
+
+
+def _cell(value: Any) -> str:
+    """A measured value as short text: floats to 4 significant digits, dicts as ``k: v`` lists."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+class ClaimsTable:
+    """A chapter's claims; shows as an HTML table in notebooks and as Markdown in text."""
+
+    HEADER = ("claim", "kind", "paper / relates to", "measured here", "criterion", "holds?")
+
+    def __init__(self, claims: Iterable[Claim | Mapping[str, Any]], source: str = ""):
+        self.claims = [c if isinstance(c, Claim) else Claim.from_dict(c) for c in claims]
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.claims)
+
+    def __getitem__(self, claim_id: str) -> Claim:
+        for c in self.claims:
+            if c.id == claim_id:
+                return c
+        raise KeyError(f"no claim with id {claim_id!r}; ids are {[c.id for c in self.claims]}")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return [(f"{c.id}: {c.claim}", c.kind, str(c.paper), _cell(c.measured), c.criterion,
+                 "✅ yes" if c.holds else "❌ no") for c in self.claims]
+
+    def _repr_markdown_(self) -> str:
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|").replace("\n", " ")
+        lines = ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
+        return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in self.rows()])
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in self.HEADER)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>" for row in self.rows())
+        caption = f"<caption>{html.escape(self.source)}</caption>" if self.source else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __str__(self) -> str:
+        return self._repr_markdown_()
+
+
+def claims_table(claims: Iterable[Claim | Mapping[str, Any]], source: str = "") -> ClaimsTable:
+    """Render claims (records or :class:`Claim`) as a table."""
+    return ClaimsTable(claims, source)
