@@ -252,7 +252,7 @@ class ResultStore:
             seeds=seeds, seconds=seconds, extra=extra, git=git))
 
     def write_claims(self, claims: Iterable[Claim | Mapping[str, Any]]) -> Path:
-        """Write ``claims.json``; every record needs the fields :data:`CLAIM_FIELDS`, ids unique."""
+        """Write ``claims.json``; every record needs the fields :data:`~helpers.claims.CLAIM_FIELDS`, ids unique."""
         parsed = self._claims(claims, "write_claims")
         ids = [c.id for c in parsed]
         if len(set(ids)) != len(ids):

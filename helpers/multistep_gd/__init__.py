@@ -12,7 +12,7 @@
 - :mod:`.exercises` — checkers for the chapter's exercises;
 - ``__main__``      — the command line of the full run.
 
-Full run: ``python -m helpers.multistep_gd --mode full``.
+The full run: ``python -m helpers.multistep_gd --mode full``.
 """
 from . import analysis, claims, data, exercises, models, plots, train
 from .analysis import (effective_eta, evaluate_cot, generalisation_over_kappa, generalisation_over_n,

@@ -6,7 +6,8 @@
 - :mod:`.analysis`  — the Bayes predictors, the sweep's metrics and t_crit, joint trajectory PCA, the LLC;
 - :mod:`.plots`     — the chapter's figures;
 - :mod:`.claims`    — the claims' thresholds and verdicts, from a run's metrics;
-- :mod:`.exercises` — checkers for the chapter's two exercises (dMMSE, one SGLD step).
+- :mod:`.exercises` — checkers for the chapter's two exercises (dMMSE, one SGLD step);
+- ``__main__``      — the command line of the full run.
 
 The full run: ``python -m helpers.transient_ridge --mode full``.
 """

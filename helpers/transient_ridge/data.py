@@ -5,7 +5,7 @@ A sequence holds K pairs ``(x_k, y_k)``: ``x_k ~ N(0, I_D)``, ``y_k = tᵀ x_k +
 ``t_1 … t_M`` (``M = ∞``: a fresh ``t ~ N(0, I_D)`` per sequence). Pools are **nested**: one
 fixed sequence ``t_1, t_2, …`` is drawn once, and the pool for ``M`` is its first ``M`` entries.
 
-Used in: book/transient_ridge/ (every notebook).
+Used in: book/transient_ridge/01_bayes_predictors.ipynb, 02_the_sweep.ipynb and the chapter's full run.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@
   training phases, baselines, robustness, filter → sort accuracy;
 - :mod:`.plots`     — the chapter's figures;
 - :mod:`.claims`    — the pass marks and the claims, judged from a run's metrics;
-- :mod:`.exercises` — the exercise checkers.
+- :mod:`.exercises` — the exercise checkers;
+- ``__main__``      — the command line of the full run.
 
 The full run: ``python -m helpers.tree_cot --mode full``.
 """

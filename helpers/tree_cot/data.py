@@ -7,7 +7,7 @@ so the same shape gets fresh labels each time:
 - :func:`perfect_tree` — every internal node has ``k`` children, all leaves at depth ``m``
   (the paper's training trees: perfect binary trees);
 - :func:`random_tree` — each node gets 0–``c`` children, uniformly (the paper's test trees);
-- :func:`sized_tree` — a random recursive tree of exactly ``n`` nodes (8–32 in the exercises);
+- :func:`sized_tree` — a random recursive tree of exactly ``n`` nodes (8–32 in the robustness sets);
 - :func:`spine_tree` — a root–leaf path of depth ``d`` with extra leaves hanging off it;
 - :func:`chain_tree`, :func:`star_tree` — the two extremes (depth ``n − 1``; depth 1).
 
