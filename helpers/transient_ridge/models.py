@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..checks import check_int
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -40,9 +42,7 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("D", "K", "d_model", "n_layers", "n_heads", "d_mlp"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+            check_int(name, getattr(self, name), 1)
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
 
