@@ -178,8 +178,9 @@ def provenance(*, chapter: str, schema: int, command: str, mode: str, device: st
 class RunOutput:
     """What a chapter's full run returns: ``metrics`` (→ ``metrics.json``, everything its claims
     need), ``files`` (name → arrays dict for ``.npz``, any torch object for ``.pt``), the seeds,
-    the device's name, the wall-clock seconds, and ``git``: ``(commit, dirty)`` when it started
-    (:func:`git_commit`; the command line fills it in)."""
+    the device's name, the wall-clock seconds, ``git``: ``(commit, dirty)`` when it started
+    (:func:`git_commit`; the command line fills it in), and ``extra``: anything more for
+    ``run.json`` (e.g. how far a run that was cut short got)."""
 
     metrics: dict
     seeds: list[int]
@@ -187,6 +188,7 @@ class RunOutput:
     seconds: float
     files: dict[str, Any] = field(default_factory=dict)
     git: tuple[str, bool | None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ResultStore:
@@ -265,7 +267,8 @@ class ResultStore:
             self.save_arrays(name, obj) if name.endswith(".npz") else self.save_torch(name, obj)
         self.save_json("metrics.json", run.metrics)
         self.write_claims(claims)
-        return self.write_run(mode=mode, device=run.device, seeds=run.seeds, seconds=run.seconds, git=run.git)
+        return self.write_run(mode=mode, device=run.device, seeds=run.seeds, seconds=run.seconds, git=run.git,
+                              extra=run.extra or None)
 
     def rederive_claims(self, evaluate: Callable[[dict], list[Claim]]) -> Path:
         """Re-judge the stored run: ``claims.json`` from ``evaluate(metrics.json)``, with no

@@ -99,6 +99,7 @@ def dmmse_estimates(xs: torch.Tensor, ys: torch.Tensor, tasks: torch.Tensor, sig
         raise ValueError(f"tasks have dimension D={tasks.shape[1]} but xs has D={xs.shape[2]}")
     tasks = tasks.to(xs.dtype)
     B, K, D = xs.shape
+    chunk = max(1, min(chunk, 2**26 // (B * K)))                        # at most 2^26 floats per chunk
     running_max = xs.new_full((B, K), -torch.inf)
     running_sum = xs.new_zeros(B, K)
     acc = xs.new_zeros(B, K, D)
@@ -142,7 +143,8 @@ def predictor_distance(f_preds: torch.Tensor, g_preds: torch.Tensor, D: int) -> 
 
 @dataclass
 class EvalSet:
-    """Fixed evaluation sequences: OOD (shared), in-distribution per group, and the probe set."""
+    """Fixed evaluation sequences, kept on the training device: OOD (shared), in-distribution per
+    group, and the probe set; with the Bayes predictors' outputs on them (computed once)."""
 
     ood_tokens: torch.Tensor      # (n, 2K, D+1)
     ood_ys: torch.Tensor          # (n, K)
@@ -155,91 +157,169 @@ class EvalSet:
     ood_dmmse_loss: list          # per group
 
 
-def make_eval_set(cfg: SweepConfig, pool: TaskPool, n: int = 512, n_probe: int = 512, seed: int = 99) -> EvalSet:
-    """Draw the evaluation sequences once (fixed for every checkpoint of the run)."""
+def make_eval_set(cfg: SweepConfig, pool: TaskPool, n: int = 512, n_probe: int = 512, seed: int = 99,
+                  device: torch.device | str = "cpu") -> EvalSet:
+    """Draw the evaluation sequences once (fixed for every checkpoint of the run) and compute the
+    Bayes predictors on them, on ``device``.
+
+    The sequences are drawn on the CPU from ``seed`` (the same on every device); groups that
+    share a task count M share the OOD dMMSE_M loss, computed once per M."""
     gen = torch_generator(seed)
     K, s2 = cfg.model.K, cfg.sigma2
-    ood = sample_batch(pool, math.inf, n, K, s2, gen)
-    ood_ridge = ridge_predictor(ood.xs, ood.ys, s2)
+
+    def on(b):
+        return b.xs.to(device), b.ys.to(device)
+
+    ox, oy = on(sample_batch(pool, math.inf, n, K, s2, gen))
+    ood_ridge = ridge_predictor(ox, oy, s2)
+    ood_ridge_loss = float(((ood_ridge - oy) ** 2).mean())
+    ood_by_M: dict = {}
     idt, idy, idr, idd, ood_dm = [], [], [], [], []
     for M, _ in cfg.groups:
-        b = sample_batch(pool, M, n, K, s2, gen)
-        idt.append(tokenize(b.xs, b.ys))
-        idy.append(b.ys)
-        idr.append(ridge_predictor(b.xs, b.ys, s2))
+        x, y = on(sample_batch(pool, M, n, K, s2, gen))
+        idt.append(tokenize(x, y))
+        idy.append(y)
+        idr.append(ridge_predictor(x, y, s2))
         if M == math.inf:
             idd.append(idr[-1])
-            ood_dm.append(float(((ood_ridge - ood.ys) ** 2).mean()))
+            ood_by_M.setdefault(M, ood_ridge_loss)
         else:
-            idd.append(dmmse_predictor(b.xs, b.ys, pool.tasks(M), s2))
-            ood_dm.append(float(((dmmse_predictor(ood.xs, ood.ys, pool.tasks(M), s2) - ood.ys) ** 2).mean()))
+            tasks = pool.tasks(M).to(device)
+            idd.append(dmmse_predictor(x, y, tasks, s2))
+            if M not in ood_by_M:
+                ood_by_M[M] = float(((dmmse_predictor(ox, oy, tasks, s2) - oy) ** 2).mean())
+        ood_dm.append(ood_by_M[M])
     probe_x = torch.randn(n_probe, K, pool.D, generator=gen)
     probe_y = probe_x @ pool.tasks(1)[0] + math.sqrt(s2) * torch.randn(n_probe, K, generator=gen)
-    return EvalSet(tokenize(ood.xs, ood.ys), ood.ys, torch.stack(idt), torch.stack(idy), torch.stack(idr),
-                   torch.stack(idd), tokenize(probe_x, probe_y), float(((ood_ridge - ood.ys) ** 2).mean()), ood_dm)
+    return EvalSet(tokenize(ox, oy), oy, torch.stack(idt), torch.stack(idy), torch.stack(idr),
+                   torch.stack(idd), tokenize(probe_x, probe_y).to(device), ood_ridge_loss, ood_dm)
 
 
 @torch.no_grad()
-def evaluate_sweep(model: GroupedTransformer, ev: EvalSet) -> dict:
-    """Per-group metrics at the model's current weights (see the module docstring)."""
+def evaluate_sweep(model: GroupedTransformer, ev: EvalSet, chunk: int = 1024) -> dict:
+    """Per-group metrics at the model's current weights (see the module docstring), computed on
+    the evaluation set's device in chunks of ``chunk`` sequences; ``features`` come back on the CPU."""
     G = model.groups
     dev = next(model.parameters()).device
-    ood = model(ev.ood_tokens.to(dev).expand(G, *ev.ood_tokens.shape)).cpu()
-    idp = model(ev.id_tokens.to(dev)).cpu()
-    probe = model(ev.probe_tokens.to(dev).expand(G, *ev.probe_tokens.shape)).cpu()
+
+    def predict(tokens):                                  # (G or 1, n, 2K, D+1) → (G, n, K)
+        tokens = tokens.to(dev)
+        return torch.cat([model(tokens[:, i:i + chunk].expand(G, -1, -1, -1))
+                          for i in range(0, tokens.shape[1], chunk)], 1)
+
+    ood = predict(ev.ood_tokens[None])
+    idp = predict(ev.id_tokens)
+    probe = predict(ev.probe_tokens[None])
     D = ev.ood_tokens.shape[-1] - 1
-    return {
-        "ood": ((ood - ev.ood_ys) ** 2).mean((1, 2)).tolist(),
-        "id": ((idp - ev.id_ys) ** 2).mean((1, 2)).tolist(),
-        "d_ridge": [predictor_distance(idp[g], ev.id_ridge[g], D) for g in range(G)],
-        "d_dmmse": [predictor_distance(idp[g], ev.id_dmmse[g], D) for g in range(G)],
-        "features": probe.reshape(G, -1),
-    }
+    ys_id = ev.id_ys.to(dev)
+    stats = torch.stack([((ood - ev.ood_ys.to(dev)) ** 2).mean((1, 2)), ((idp - ys_id) ** 2).mean((1, 2)),
+                         ((idp - ev.id_ridge.to(dev)) ** 2).mean((1, 2)) / D,
+                         ((idp - ev.id_dmmse.to(dev)) ** 2).mean((1, 2)) / D]).cpu()    # one copy to the host
+    return {"ood": stats[0].tolist(), "id": stats[1].tolist(), "d_ridge": stats[2].tolist(),
+            "d_dmmse": stats[3].tolist(), "features": probe.reshape(G, -1).cpu()}
 
 
 def bayes_references(cfg: SweepConfig, pool: TaskPool, ev: EvalSet) -> dict:
     """The Bayes predictors on the evaluation sets, per group: in-distribution losses of ridge and
     dMMSE_M (``id_ridge_loss``, ``id_dmmse_loss``), their distance Δ (``d_bayes``), the distance
     Δ(0, ridge) of the zero predictor (``d_zero_ridge``), and their
-    features on the probe set (``probe_ridge`` (P·K,), ``probe_dmmse`` (G, P·K)) for the PCA."""
+    features on the probe set (``probe_ridge`` (P·K,), ``probe_dmmse`` (G, P·K), on the CPU) for the PCA."""
     D = pool.D
     px, py = detokenize(ev.probe_tokens)
+    dev = px.device
     probe_dmmse = [ridge_predictor(px, py, cfg.sigma2) if M == math.inf
-                   else dmmse_predictor(px, py, pool.tasks(M), cfg.sigma2) for M, _ in cfg.groups]
+                   else dmmse_predictor(px, py, pool.tasks(M).to(dev), cfg.sigma2) for M, _ in cfg.groups]
     G = len(cfg.groups)
     return {"id_ridge_loss": [float(((ev.id_ridge[g] - ev.id_ys[g]) ** 2).mean()) for g in range(G)],
             "id_dmmse_loss": [float(((ev.id_dmmse[g] - ev.id_ys[g]) ** 2).mean()) for g in range(G)],
             "d_bayes": [predictor_distance(ev.id_dmmse[g], ev.id_ridge[g], D) for g in range(G)],
             "d_zero_ridge": [predictor_distance(torch.zeros_like(ev.id_ridge[g]), ev.id_ridge[g], D) for g in range(G)],
-            "probe_ridge": ridge_predictor(px, py, cfg.sigma2).reshape(-1),
-            "probe_dmmse": torch.stack(probe_dmmse).reshape(G, -1)}
+            "probe_ridge": ridge_predictor(px, py, cfg.sigma2).reshape(-1).cpu(),
+            "probe_dmmse": torch.stack(probe_dmmse).reshape(G, -1).cpu()}
+
+
+SMOOTHING_DECADES = 0.05   # bandwidth of the Gaussian kernel in log10(1 + step) (ours: the paper says "lightly smoothed")
+T_CRIT_BAND = 0.02         # t_crit's range: the steps around the minimum within this fraction of the OOD gap of it
+
+
+def smooth(steps, values, bandwidth: float = SMOOTHING_DECADES) -> np.ndarray:
+    """A curve over checkpoints, lightly smoothed: a Gaussian kernel in ``log10(1 + step)`` of
+    width ``bandwidth`` decades (so it averages a similar *fraction* of training early, where the
+    checkpoints are log-spaced, and late, where they are linear). ``bandwidth = 0``: unchanged.
+
+    (n,), (n,) → (n,); the ends average only the side they have."""
+    x, v = np.log10(1.0 + np.asarray(steps, dtype=float)), np.asarray(values, dtype=float)
+    if x.shape != v.shape or x.ndim != 1:
+        raise ValueError(f"steps and values must be 1-d and of equal length; got {x.shape} and {v.shape}")
+    if not (isinstance(bandwidth, (int, float)) and bandwidth >= 0):
+        raise ValueError(f"bandwidth must be a number >= 0 (decades); got {bandwidth!r}")
+    if bandwidth == 0 or len(v) < 2:
+        return v.copy()
+    w = np.exp(-0.5 * ((x[:, None] - x[None, :]) / bandwidth) ** 2)
+    return (w @ v) / w.sum(1)
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of two sequences (average ranks for ties); NaN if fewer than 3 points."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+    if len(x) < 3:
+        return float("nan")
+
+    def ranks(v):
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for u in np.unique(v):                      # ties share their mean rank
+            r[v == u] = r[v == u].mean()
+        return r
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse: float,
-                      d_zero_ridge: float | None = None) -> dict:
-    """One group's transient, from its curves over checkpoints.
+                      d_zero_ridge: float | None = None, bandwidth: float = SMOOTHING_DECADES) -> dict:
+    """One group's transient, from its curves over checkpoints; the OOD curve is first smoothed
+    (:func:`smooth`), as the paper's are.
 
-    ``t_crit``: step of the lowest OOD loss; ``ood_rise``: final minus lowest OOD loss, as a
-    fraction of the gap ``ood_dmmse − ood_ridge`` between the two Bayes predictors;
+    ``t_crit``: step of the lowest smoothed OOD loss (``t_crit_range``: the checkpoints around it
+    whose smoothed loss is within ``T_CRIT_BAND`` of the gap of the minimum; ``t_crit_raw``: the
+    raw curve's argmin); with the gap ``ood_dmmse − ood_ridge`` between the two Bayes predictors,
+    ``min_above_ridge``: (lowest smoothed OOD loss − ridge's) / gap and ``ood_rise``: (final −
+    lowest smoothed loss) / gap — a full transient has the first small and the second large;
+    ``fell``: the minimum comes after the first checkpoint (the loss fell before anything else —
+    an untrained model predicting ≈ 0 can beat a confident dMMSE_M out of distribution);
     ``ridge_phase``: some checkpoint is *ridge-like* — Δ(model, ridge) < Δ(model, dMMSE_M) and,
     when ``d_zero_ridge`` = Δ(0, ridge) is given, Δ(model, ridge) < ½ Δ(0, ridge), so that an
     untrained model predicting ≈ 0 (which ridge's shrinkage makes closer to ridge than to a
     confident dMMSE_M) does not count; ``crossed``: after the first ridge-like checkpoint, a later
     one has Δ(model, dMMSE_M) < Δ(model, ridge) (at ``t_cross``).
     """
-    steps, ood = np.asarray(steps), np.asarray(ood, dtype=float)
+    steps, raw = np.asarray(steps), np.asarray(ood, dtype=float)
     dr, dd = np.asarray(d_ridge, dtype=float), np.asarray(d_dmmse, dtype=float)
-    if not (len(steps) == len(ood) == len(dr) == len(dd)) or len(steps) == 0:
+    if not (len(steps) == len(raw) == len(dr) == len(dd)) or len(steps) == 0:
         raise ValueError("steps, ood, d_ridge and d_dmmse must be non-empty and of equal length")
-    i = int(np.argmin(ood))
+    sm = smooth(steps, raw, bandwidth)
+    i = int(np.argmin(sm))
     gap = ood_dmmse - ood_ridge
+    lo = hi = i
+    if gap > 0:
+        while lo > 0 and sm[lo - 1] <= sm[i] + T_CRIT_BAND * gap:
+            lo -= 1
+        while hi < len(sm) - 1 and sm[hi + 1] <= sm[i] + T_CRIT_BAND * gap:
+            hi += 1
     near = dr < dd
     if d_zero_ridge is not None:
         near &= dr < 0.5 * d_zero_ridge
     ridge_like = np.nonzero(near)[0]
     crossed = bool(len(ridge_like) and (dd[ridge_like[0]:] < dr[ridge_like[0]:]).any())
-    return {"t_crit": int(steps[i]), "ood_min": float(ood[i]), "ood_final": float(ood[-1]),
-            "ood_rise": float((ood[-1] - ood[i]) / gap) if gap > 0 else float("nan"),
+    return {"t_crit": int(steps[i]), "t_crit_range": [int(steps[lo]), int(steps[hi])], "fell": i > 0,
+            "t_crit_raw": int(steps[int(np.argmin(raw))]), "ood_min": float(sm[i]), "ood_final": float(sm[-1]),
+            "ood_rise": float((sm[-1] - sm[i]) / gap) if gap > 0 else float("nan"),
+            "min_above_ridge": float((sm[i] - ood_ridge) / gap) if gap > 0 else float("nan"),
             "ridge_phase": bool(len(ridge_like)), "crossed": crossed,
             "t_cross": int(steps[ridge_like[0]:][np.argmax(dd[ridge_like[0]:] < dr[ridge_like[0]:])]) if crossed
             else None}
@@ -251,11 +331,12 @@ def label(M) -> str:
 
 
 def summaries(log: dict) -> list[dict]:
-    """:func:`transient_summary` for every group of a run's log."""
-    ood, dr, dd = (np.asarray(log[k]) for k in ("ood", "d_ridge", "d_dmmse"))
+    """:func:`transient_summary` for every group of a run's log (or its stored ``sweep`` metrics),
+    each with its ``M`` (a label) and ``seed``."""
+    ood, dr, dd = (np.asarray(log[k], dtype=float) for k in ("ood", "d_ridge", "d_dmmse"))
     return [dict(transient_summary(log["step"], ood[:, g], dr[:, g], dd[:, g], log["ood_ridge_loss"],
-                                   log["ood_dmmse_loss"][g], log["d_zero_ridge"][g]), M=label(M))
-            for g, (M, _) in enumerate(log["groups"])]
+                                   log["ood_dmmse_loss"][g], log["d_zero_ridge"][g]), M=label(M), seed=int(seed))
+            for g, (M, seed) in enumerate(log["groups"])]
 
 
 # ------------------------------------------------------------------------------ joint trajectory PCA
@@ -338,6 +419,44 @@ def pca_detour(proj: dict, g: int, n_pc: int = 2) -> dict:
     i = int(to_ridge.argmin())
     return {"closest_to_ridge": float(to_ridge[i]), "closest_index": i, "n_checkpoints": run.shape[0],
             "final_to_ridge": float(to_ridge[-1]), "final_to_dmmse": float(to_dmmse[-1])}
+
+
+def pca_bend(path, ridge, dmmse) -> dict:
+    """How far a trajectory (n, 2) in PC1–PC2 is deflected toward the ridge point (2,) from the
+    straight path (its chord, first to last point), and where it ends relative to its dMMSE_M point (2,).
+
+    ``bend`` = (closest approach of the chord to ridge − closest approach of the path) / chord
+    length: about 0 for a path that goes straight, large when it detours toward ridge. Also the
+    ``closest_index`` of the path to ridge, and its final distances to ridge and to dMMSE_M."""
+    p, r, q = (np.asarray(v, dtype=float) for v in (path, ridge, dmmse))
+    if p.ndim != 2 or p.shape[1] != 2 or r.shape != (2,) or q.shape != (2,):
+        raise ValueError(f"path must be (n, 2) and the points (2,); got {p.shape}, {r.shape}, {q.shape}")
+    chord = p[-1] - p[0]
+    length = float(np.linalg.norm(chord))
+    tau = float(np.clip((r - p[0]) @ chord / length ** 2, 0, 1)) if length > 0 else 0.0
+    chord_to_ridge = float(np.linalg.norm(p[0] + tau * chord - r))
+    to_ridge = np.linalg.norm(p - r, axis=1)
+    i = int(np.argmin(to_ridge))
+    return {"bend": (chord_to_ridge - float(to_ridge[i])) / length if length > 0 else 0.0, "closest_index": i,
+            "n_checkpoints": len(p), "closest_to_ridge": float(to_ridge[i]), "chord_to_ridge": chord_to_ridge,
+            "chord_length": length, "final_to_ridge": float(to_ridge[-1]),
+            "final_to_dmmse": float(np.linalg.norm(p[-1] - q))}
+
+
+def pca_section(features: torch.Tensor, probe_ridge: torch.Tensor, probe_dmmse: torch.Tensor, steps,
+                labels: list[str], bandwidth: float = SMOOTHING_DECADES) -> dict:
+    """The joint trajectory PCA of a run, as stored in its metrics: the fit on ``features``
+    (n_checkpoints, G, F) (one run per M), its ``explained`` variance, the predictors' points,
+    every run's PC1–PC2 path smoothed over checkpoints (:func:`smooth`, as the paper's "lightly
+    smoothed" curves) with its :func:`pca_bend` geometry, and the unsmoothed :func:`pca_detour`."""
+    proj = trajectory_pca(features, probe_ridge, probe_dmmse)
+    ridge, dmmse = proj["ridge"][:2].numpy(), proj["dmmse"][:, :2].numpy()
+    paths = [np.stack([smooth(steps, proj["runs"][g, :, c].numpy(), bandwidth) for c in range(2)], 1)
+             for g in range(proj["runs"].shape[0])]
+    return {"explained": proj["pca"].explained.tolist(), "labels": list(labels), "ridge": ridge.tolist(),
+            "dmmse": dmmse.tolist(), "paths": [np.round(p, 5).tolist() for p in paths],
+            "bend": [pca_bend(p, ridge, dmmse[g]) for g, p in enumerate(paths)],
+            "detour": [pca_detour(proj, g) for g in range(len(paths))]}
 
 
 def complexity_tradeoff(loss_simple: float, llc_simple: float, loss_complex: float, llc_complex: float,

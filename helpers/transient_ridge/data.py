@@ -81,23 +81,55 @@ def sample_batch(pool: TaskPool, M, batch: int, K: int, sigma2: float,
     return Batch(xs.to(device), ys.to(device), tasks.to(device))
 
 
+def sample_groups(pool: torch.Tensor, Ms: torch.Tensor, batch: int, K: int, sigma2: float,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch for each of G groups in one vectorised draw, on the device of ``pool``.
+
+    Args:
+        pool: (M_max, D) the first ``M_max`` pool tasks (``M_max`` >= every finite entry of ``Ms``).
+        Ms: (G,) float task counts, ``inf`` for fresh Gaussian tasks, on the same device.
+        generator: a generator on that device (the draw is reproducible from its state).
+
+    Returns ``xs`` (G, B, K, D) and ``ys`` (G, B, K): group ``g``'s tasks are uniform over the
+    first ``Ms[g]`` pool tasks (or fresh ``N(0, I_D)``), ``ys = xs·t + N(0, σ²)``. No per-group
+    Python loop and no host synchronisation, so a training step can call it on a GPU.
+    """
+    check_int("batch", batch, 1)
+    check_int("K", K, 1)
+    sigma2 = check_sigma2(sigma2)
+    if pool.ndim != 2 or Ms.ndim != 1:
+        raise ValueError(f"pool must be (M_max, D) and Ms (G,); got {tuple(pool.shape)} and {tuple(Ms.shape)}")
+    G, D, dev = Ms.shape[0], pool.shape[1], pool.device
+    finite = torch.isfinite(Ms)
+    counts = torch.where(finite, Ms, torch.ones_like(Ms))
+    u = torch.rand(G, batch, generator=generator, device=dev)
+    index = torch.minimum((u * counts[:, None]).long(), (counts[:, None] - 1).long())
+    fresh = torch.randn(G, batch, D, generator=generator, device=dev)
+    tasks = torch.where(finite[:, None, None], pool[index], fresh)                 # (G, B, D)
+    xs = torch.randn(G, batch, K, D, generator=generator, device=dev)
+    noise = torch.randn(G, batch, K, generator=generator, device=dev)
+    ys = (xs @ tasks.unsqueeze(-1)).squeeze(-1) + math.sqrt(sigma2) * noise
+    return xs, ys
+
+
 def tokenize(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """Interleave pairs into ``2K`` tokens of size ``D + 1``: x-token ``[0, x]``, y-token ``[y, 0…0]``.
 
-    (B, K, D), (B, K) → (B, 2K, D+1). The model's prediction of ``y_k`` is read at the x_k token,
-    position ``2(k−1)`` (0-based), which sees the pairs before it and ``x_k``.
+    (…, K, D), (…, K) → (…, 2K, D+1), e.g. (B, K, D) → (B, 2K, D+1). The model's prediction of
+    ``y_k`` is read at the x_k token, position ``2(k−1)`` (0-based), which sees the pairs before
+    it and ``x_k``.
     """
-    if xs.ndim != 3 or ys.shape != xs.shape[:2]:
-        raise ValueError(f"xs must be (B, K, D) and ys (B, K); got {tuple(xs.shape)} and {tuple(ys.shape)}")
-    B, K, D = xs.shape
-    tokens = xs.new_zeros(B, 2 * K, D + 1)
-    tokens[:, 0::2, 1:] = xs
-    tokens[:, 1::2, 0] = ys
+    if xs.ndim < 3 or ys.shape != xs.shape[:-1]:
+        raise ValueError(f"xs must be (…, B, K, D) and ys (…, B, K); got {tuple(xs.shape)} and {tuple(ys.shape)}")
+    *lead, K, D = xs.shape
+    tokens = xs.new_zeros(*lead, 2 * K, D + 1)
+    tokens[..., 0::2, 1:] = xs
+    tokens[..., 1::2, 0] = ys
     return tokens
 
 
 def detokenize(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse of :func:`tokenize`: (B, 2K, D+1) → ``xs`` (B, K, D), ``ys`` (B, K)."""
-    if tokens.ndim != 3 or tokens.shape[1] % 2:
-        raise ValueError(f"tokens must be (B, 2K, D+1); got {tuple(tokens.shape)}")
-    return tokens[:, 0::2, 1:], tokens[:, 1::2, 0]
+    """Inverse of :func:`tokenize`: (…, 2K, D+1) → ``xs`` (…, K, D), ``ys`` (…, K)."""
+    if tokens.ndim < 3 or tokens.shape[-2] % 2:
+        raise ValueError(f"tokens must be (…, B, 2K, D+1); got {tuple(tokens.shape)}")
+    return tokens[..., 0::2, 1:], tokens[..., 1::2, 0]

@@ -157,3 +157,15 @@ class GroupedTransformer(nn.Module):
     def parameter_count(self) -> int:
         """Parameters of ONE group (one model)."""
         return sum(p.numel() for p in self.parameters()) // self.groups
+
+
+def forward_flops(config: ModelConfig) -> float:
+    """FLOPs of one forward pass of ONE model on ONE sequence of T = 2K tokens, counted
+    analytically (a multiply-add is 2 FLOPs; layer norms, GELU, softmax and the optimiser are not
+    counted): the embedding 2T(D+1)d; per layer the q, k, v and output projections 2T·4d², the
+    attention scores and the weighted sum 2·2T²d (the full T×T products, as the fused kernel
+    computes them), the MLP 2·2T·d·d_mlp; the read-out 2Td. A training step costs about 3× this."""
+    c = config
+    T, d = 2 * c.K, c.d_model
+    per_layer = 2 * T * 4 * d * d + 2 * 2 * T * T * d + 2 * 2 * T * d * c.d_mlp
+    return float(2 * T * (c.D + 1) * d + c.n_layers * per_layer + 2 * T * d)

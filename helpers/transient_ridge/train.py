@@ -14,24 +14,28 @@ Used in: every page of book/transient_ridge/ and ``python -m helpers.transient_r
 """
 from __future__ import annotations
 
+import bisect
+import contextlib
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..checks import check_int
 from ..device import device_name, pick_device, seed_everything
 from ..modes import by_mode, get_mode
 from ..results import ResultStore, RunOutput, output_root
-from ..seeds import torch_generator
-from ..training import checkpoint_schedule, train
+from ..seeds import derive_seed, torch_generator
+from ..training import NonFiniteLossError, checkpoint_schedule
 from .analysis import (bayes_references, estimate_llc, estimate_llc_devinterp, evaluate_sweep, label, make_eval_set,
-                       pca_detour, settled, summaries, trajectory_pca)
-from .data import TaskPool, check_M, check_sigma2, sample_batch, tokenize
-from .models import GroupedTransformer, ModelConfig
+                       pca_section, settled, summaries)
+from .data import TaskPool, check_M, check_sigma2, sample_groups, tokenize
+from .models import GroupedTransformer, ModelConfig, forward_flops
 
 CHAPTER = "transient_ridge"
 SCHEMA = 1
@@ -123,23 +127,33 @@ def make_model(cfg: SweepConfig, device="cpu") -> GroupedTransformer:
     return stack_models(models).to(device)
 
 
-def batch_fn(cfg: SweepConfig, pool: TaskPool, device="cpu"):
-    """``draw(step) -> (tokens (G, B, 2K, D+1), ys (G, B, K))``, the same batch for a step in any run."""
+def batch_fn(cfg: SweepConfig, pool: TaskPool, device="cpu", seed: int = 0):
+    """``draw(step) -> (tokens (G, B, 2K, D+1), ys (G, B, K))`` on ``device``, in one vectorised
+    draw (:func:`~.data.sample_groups`) from a generator on the device seeded by
+    ``(seed, cfg.seeds…, pool_seed, step)`` — so the batch of a step is the same whenever it is
+    drawn (resumed runs equal uninterrupted ones) and a step costs no host-to-device copy.
+
+    The pool tasks and each curriculum stage's task counts are put on the device once."""
+    dev = torch.device(device)
+    finite = [M for M in list(cfg.Ms) + [M for _, M in cfg.curriculum] if M != INF]
+    pool_t = pool.tasks(max(finite)).to(dev) if finite else torch.zeros(1, cfg.model.D, device=dev)
+    starts = [s for s, _ in cfg.curriculum] or [0]
+    stage_Ms = [torch.tensor([float(cfg.M_at(M, s)) for M, _ in cfg.groups], device=dev) for s in starts]
+    base = derive_seed(seed, *cfg.seeds, cfg.pool_seed)
+    gen = torch.Generator(device=dev)
+
     def draw(step: int):
-        toks, ys = [], []
-        for g, (M, seed) in enumerate(cfg.groups):
-            gen = torch_generator(seed, step, g)
-            b = sample_batch(pool, cfg.M_at(M, step), cfg.batch, cfg.model.K, cfg.sigma2, gen)
-            toks.append(tokenize(b.xs, b.ys))
-            ys.append(b.ys)
-        return torch.stack(toks).to(device), torch.stack(ys).to(device)
+        gen.manual_seed(derive_seed(base, step))
+        xs, ys = sample_groups(pool_t, stage_Ms[bisect.bisect_right(starts, step) - 1], cfg.batch, cfg.model.K,
+                               cfg.sigma2, gen)
+        return tokenize(xs, ys), ys
     return draw
 
 
 def group_losses(model: GroupedTransformer, batch) -> torch.Tensor:
     """(G,) mean squared error of each group over its batch and all K positions."""
     tokens, ys = batch
-    return ((model(tokens) - ys) ** 2).mean((1, 2))
+    return ((model(tokens).float() - ys) ** 2).mean((1, 2))
 
 
 def sweep_loss(model: GroupedTransformer, batch) -> torch.Tensor:
@@ -147,46 +161,132 @@ def sweep_loss(model: GroupedTransformer, batch) -> torch.Tensor:
     return group_losses(model, batch).sum()
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextlib.contextmanager
+def precision(mode: str, device="cpu"):
+    """Arithmetic for training steps: ``"fp32"`` (exact float32), ``"tf32"`` (float32 matmuls on
+    TensorFloat-32 cores where the GPU has them) or ``"bf16"`` (autocast to bfloat16)."""
+    if mode not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {mode!r}")
+    before = torch.get_float32_matmul_precision()
+    try:
+        if mode == "tf32":
+            torch.set_float32_matmul_precision("high")
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=mode == "bf16"):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def compiled(model: torch.nn.Module, enabled: bool):
+    """``torch.compile(model)`` when ``enabled`` (the caller falls back to ``model`` if the first
+    compiled call fails, e.g. with no C++ compiler), else ``model``."""
+    return torch.compile(model, dynamic=False) if enabled else model
+
+
 def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 512, n_probe: int = 512,
-                snapshot_steps=(), progress: bool | None = None):
+                snapshot_steps=(), progress: bool | None = None, precision_mode: str = "fp32",
+                compile: bool = False, check_every: int = 100, deadline: float | None = None,
+                on_checkpoint=None):
     """Train the sweep; returns ``(model, log)`` with the per-group metrics at each checkpoint
     (``log["features"]``: (n_checkpoints, G, P·K)) and the Bayes references.
 
+    The step loop never waits for the device: batches are drawn on it (:func:`batch_fn`), the
+    loss is summed on it, and it is read back (and checked for NaN/inf) every ``check_every``
+    steps and at checkpoints, where :class:`~helpers.training.NonFiniteLossError` names the step range.
+
     ``snapshot_steps``: checkpoint steps at which to keep a CPU copy of the weights, in
-    ``log["snapshots"][step]`` (a grouped model's state dict) — e.g. for the LLC over training."""
+    ``log["snapshots"][step]`` (a grouped model's state dict) — e.g. for the LLC over training.
+    ``precision_mode``: see :func:`precision`; ``compile``: train through ``torch.compile`` (falls
+    back to eager, noted in ``log["compile"]``). ``deadline``: a ``time.monotonic()`` value; at the
+    first checkpoint after it training stops (``log["stopped_at"]``). ``on_checkpoint(step, log)``
+    runs after each checkpoint's metrics are logged (e.g. to save partial results)."""
     snapshot_steps = set(int(s) for s in snapshot_steps)
     if not snapshot_steps <= set(int(s) for s in checkpoints):
         raise ValueError(f"snapshot_steps must be checkpoint steps; {sorted(snapshot_steps - set(checkpoints))} are not")
+    check_int("check_every", check_every, 1)
+    device = torch.device(device)
     pool = TaskPool(cfg.model.D, cfg.pool_seed)
     model = make_model(cfg, device)
-    ev = make_eval_set(cfg, pool, eval_n, n_probe)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ev = make_eval_set(cfg, pool, eval_n, n_probe, device=device)
+    fused = {"fused": True} if device.type == "cuda" else {}
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **fused)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     log: dict = {"step": [], "ood": [], "id": [], "d_ridge": [], "d_dmmse": [], "features": [],
-                 "groups": [("inf" if M == math.inf else M, s) for M, s in cfg.groups],
-                 "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss, "snapshots": {}}
+                 "groups": [("inf" if M == math.inf else M, s) for M, s in cfg.groups], "n_ood": eval_n,
+                 "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss, "snapshots": {},
+                 "precision": precision_mode, "compile": "on" if compile else "off", "stopped_at": None}
     log.update(bayes_references(cfg, pool, ev))
+    ckset = set(int(s) for s in checkpoints)
 
-    def on_checkpoint(step, m):
+    def checkpoint(step):
         if step in snapshot_steps:
-            log["snapshots"][step] = {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
-        r = evaluate_sweep(m, ev)
+            log["snapshots"][step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        r = evaluate_sweep(model, ev)
         log["step"].append(step)
         for k in ("ood", "id", "d_ridge", "d_dmmse", "features"):
             log[k].append(r[k])
+        if on_checkpoint is not None:
+            on_checkpoint(step, log)
 
+    draw = batch_fn(cfg, pool, device)
+    forward = compiled(model, compile)
+    G = len(cfg.groups)
     t0 = time.perf_counter()
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
-    train(model, sweep_loss, batch_fn(cfg, pool, device), steps=cfg.steps, optimizer=opt, scheduler=sched,
-          checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
-          desc=f"sweep over {len(cfg.Ms)} M × {len(cfg.seeds)} seeds")
+    if 0 in ckset:
+        checkpoint(0)
+    running, last = torch.zeros((), device=device), 0
+    bar = tqdm(total=cfg.steps, desc=f"sweep over {len(cfg.Ms)} M × {len(cfg.seeds)} seeds", leave=False,
+               disable=not (progress if progress is not None else get_mode() != "smoke"))
+    done = 0
+    model.train()
+    with precision(precision_mode, device):
+        for step in range(cfg.steps):
+            tokens, ys = draw(step)
+            try:
+                loss = ((forward(tokens).float() - ys) ** 2).mean((1, 2)).sum()
+            except Exception as e:                       # compilation failed: train eagerly instead
+                if forward is model:
+                    raise
+                warnings.warn(f"torch.compile failed ({type(e).__name__}); training without it")
+                log["compile"] = f"failed: {type(e).__name__}"
+                forward = model
+                loss = ((forward(tokens).float() - ys) ** 2).mean((1, 2)).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.detach()
+            done = step + 1
+            if done % check_every == 0 or done in ckset or done == cfg.steps:
+                mean = running.item() / (done - last) / G          # the one host synchronisation
+                if not math.isfinite(mean):
+                    raise NonFiniteLossError(f"the sweep's loss became {mean} between steps {last} and {done} (of "
+                                             f"{cfg.steps}); try a smaller lr (now {cfg.lr}) or precision='fp32'")
+                bar.update(done - last)
+                bar.set_postfix(loss=f"{mean:.4g}", refresh=False)
+                running.zero_()
+                last = done
+            if done in ckset:
+                with precision("fp32", device):
+                    checkpoint(done)
+                if deadline is not None and time.monotonic() >= deadline and done < cfg.steps:
+                    log["stopped_at"] = done
+                    break
+    bar.close()
+    log["steps_done"] = done
     log["seconds"] = time.perf_counter() - t0
     log["features"] = torch.stack(log["features"]) if log["features"] else torch.empty(0)
     return model, log
 
 
-def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu") -> dict:
+def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu", precision_mode: str = "fp32",
+                             separate: bool = True) -> dict:
     """Seconds per step of the grouped model against G separate models stepped one after another,
-    on the same device and batches (the first 3 steps of each are warm-up, not timed)."""
+    on the same device and batches (the first 3 steps of each are warm-up, not timed), with the
+    training step's arithmetic ``precision_mode``; ``separate=False`` times the grouped model only."""
     check_int("steps", steps, 1)
     pool = TaskPool(cfg.model.D, cfg.pool_seed)
     draw = batch_fn(cfg, pool, device)
@@ -206,7 +306,8 @@ def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu") ->
                 t0 = time.perf_counter()
             for j, (m, o) in enumerate(zip(models, opts)):
                 tb = (b[0][j:j + 1], b[1][j:j + 1]) if split else b
-                loss = sweep_loss(m, tb)
+                with precision(precision_mode, device):
+                    loss = sweep_loss(m, tb)
                 o.zero_grad(set_to_none=True)
                 loss.backward()
                 o.step()
@@ -214,9 +315,9 @@ def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu") ->
         return (time.perf_counter() - t0) / steps
 
     t_grouped = run([grouped], split=False)
-    t_separate = run(singles, split=True)
+    t_separate = run(singles, split=True) if separate else math.nan
     return {"grouped_s_per_step": t_grouped, "separate_s_per_step": t_separate, "speedup": t_separate / t_grouped,
-            "groups": grouped.groups, "device": str(device)}
+            "groups": grouped.groups, "device": str(device), "precision": precision_mode}
 
 
 # ------------------------------------------------------------------------------ sizes per mode
@@ -247,7 +348,8 @@ class Sizes:
     ``curriculum_Ms`` and the ``curriculum_stages`` over equal parts of training. The LLC: settings
     ``llc`` on batches of ``llc_batch``, over training at ``llc_M`` on ``n_snapshots`` snapshots.
     ``timing_steps``: steps of the grouped-versus-separate timing; ``keep_final``: the M whose
-    final weights are saved."""
+    final weights are saved. Speed: ``precision`` (:func:`precision`), ``compile`` (``torch.compile``),
+    the loss read back every ``check_every`` steps."""
 
     model: ModelConfig
     Ms: tuple
@@ -269,6 +371,9 @@ class Sizes:
     llc_batch: int
     timing_steps: int
     keep_final: tuple
+    precision: str = "fp32"
+    compile: bool = False
+    check_every: int = 100
 
     def sweep_config(self, Ms: tuple | None = None) -> SweepConfig:
         """The sweep over M (one group per M and seed); ``Ms`` overrides the task counts."""
@@ -305,26 +410,51 @@ class Sizes:
         for k in ("Ms", "curriculum_Ms", "curriculum_stages", "keep_final"):
             r[k] = tuple(M(x) for x in r[k])
         r["seeds"] = tuple(r["seeds"])
-        return cls(**r)
+        return cls(**{k: v for k, v in r.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+    def flops_per_step(self) -> float:
+        """FLOPs of one training step of the whole sweep (all groups), counted analytically:
+        3 × forward (forward + backward) of every sequence, :func:`~.models.forward_flops`."""
+        return 3.0 * forward_flops(self.model) * self.batch * len(self.sweep_config().groups)
 
 
-FULL = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp=128),
-             Ms=(1, 2, 4, 8, 16, 32, 64, 128, 256, INF), seeds=(0,), sigma2=0.125, batch=128, lr=3e-3, steps=10_000,
-             decay=0.2, ckpt_every=250, ckpt_log=30, eval_n=512, n_probe=256,
-             curriculum_Ms=(16, 256, INF), curriculum_stages=(4, 16, 64, INF), llc_M=16, n_snapshots=10,
-             llc=LLCConfig(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200, num_burnin=100),
-             llc_batch=256, timing_steps=20, keep_final=(2, 16, INF))
+CPU = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp=128),
+            Ms=(1, 2, 4, 8, 16, 32, 64, 128, 256, INF), seeds=(0,), sigma2=0.125, batch=128, lr=3e-3, steps=10_000,
+            decay=0.2, ckpt_every=250, ckpt_log=30, eval_n=4096, n_probe=256,
+            curriculum_Ms=(16, 256, INF), curriculum_stages=(4, 16, 64, INF), llc_M=16, n_snapshots=10,
+            llc=LLCConfig(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200, num_burnin=100),
+            llc_batch=256, timing_steps=20, keep_final=(2, 16, INF))
+# The paper's task (D = 8, K = 16, σ² = 0.125) for one GPU: 13 task counts × 3 seeds, 0.40M parameters per model.
+GPU = Sizes(model=ModelConfig(D=8, K=16, d_model=128, n_layers=2, n_heads=4, d_mlp=512),
+            Ms=(1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 1024, INF), seeds=(0, 1, 2), sigma2=0.125, batch=128,
+            lr=1e-3, steps=20_000, decay=0.2, ckpt_every=250, ckpt_log=40, eval_n=4096, n_probe=256,
+            curriculum_Ms=(32, 1024, INF), curriculum_stages=(8, 32, 128, INF), llc_M=32, n_snapshots=10,
+            llc=LLCConfig(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200, num_burnin=100),
+            llc_batch=256, timing_steps=20, keep_final=(2, 32, INF), precision="tf32")
 SMOKE = dataclasses.replace(
-    FULL, model=ModelConfig(D=4, K=8, d_model=16, n_layers=1, n_heads=2, d_mlp=32), Ms=(1, 4, 16, INF), batch=32,
+    CPU, model=ModelConfig(D=4, K=8, d_model=16, n_layers=1, n_heads=2, d_mlp=32), Ms=(1, 4, 16, INF), batch=32,
     steps=40, ckpt_every=10, ckpt_log=4, eval_n=64, n_probe=32, curriculum_Ms=(16, INF), n_snapshots=3,
-    llc=dataclasses.replace(FULL.llc, num_chains=2, num_draws=10, num_burnin=5), llc_batch=32, timing_steps=2,
-    keep_final=(16, INF))
+    llc=dataclasses.replace(CPU.llc, num_chains=2, num_draws=10, num_burnin=5), llc_batch=32, timing_steps=2,
+    keep_final=(16, INF), check_every=10)
+# The GPU configuration's shape (the paper's D and K, two seeds, 12 finite M) at smoke size, to prove its script.
+SMOKE_GPU = dataclasses.replace(
+    SMOKE, model=ModelConfig(D=8, K=16, d_model=16, n_layers=2, n_heads=2, d_mlp=32), seeds=(0, 1),
+    Ms=(1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 1024, INF), llc_M=16, keep_final=(2, 16, INF), eval_n=128)
+SCALES = ("cpu", "gpu")
+FULL = GPU   # the chapter's full run is the GPU configuration; ``scale="cpu"`` is the 2-core CPU one
 
 
-def sizes(mode: str | None = None) -> Sizes:
-    """The chapter's sizes for ``mode`` (default: the current mode). Default mode = full mode:
-    the pages load the full run's results rather than train at a smaller scale."""
-    return by_mode(smoke=SMOKE, default=FULL, full=FULL, mode=mode)
+def sizes(mode: str | None = None, scale: str | None = None) -> Sizes:
+    """The chapter's sizes for ``mode`` (default: the current mode) and ``scale``: ``"gpu"`` (the
+    paper's task, for one GPU; the default for full mode) or ``"cpu"`` (D = 4, K = 8, one seed, for
+    a 2-core CPU in about 40 minutes). Default mode = full mode: the pages load the full run's
+    results rather than train at a smaller scale. Smoke mode with ``scale="gpu"``: the GPU
+    configuration's shape at smoke size."""
+    if scale is not None and scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES} or None; got {scale!r}")
+    full = CPU if scale == "cpu" else GPU
+    smoke = SMOKE_GPU if scale == "gpu" else SMOKE
+    return by_mode(smoke=smoke, default=full, full=full, mode=mode)
 
 
 # ------------------------------------------------------------------------------ SGLD batches
@@ -339,8 +469,8 @@ def llc_batches(cfg: SweepConfig, batch: int, seed: int = 7, device="cpu"):
 
 
 def one_M_batches(S: Sizes, M, device="cpu"):
-    """:func:`llc_batches` for a single run at task count ``M`` (groups of 1; expand to share them)."""
-    return llc_batches(S.sweep_config((M,)), S.llc_batch, device=device)
+    """:func:`llc_batches` for a single run at task count ``M`` (one group, the first seed's; expand to share them)."""
+    return llc_batches(dataclasses.replace(S.sweep_config((M,)), seeds=S.seeds[:1]), S.llc_batch, device=device)
 
 
 # ------------------------------------------------------------------------------ the full run
@@ -352,8 +482,10 @@ def store(root=None) -> ResultStore:
 
 def _curves(log: dict) -> dict:
     keep = ("step", "ood", "id", "d_ridge", "d_dmmse", "groups", "ood_ridge_loss", "ood_dmmse_loss",
-            "id_ridge_loss", "id_dmmse_loss", "d_bayes", "d_zero_ridge", "seconds")
-    return {k: log[k] for k in keep}
+            "id_ridge_loss", "id_dmmse_loss", "d_bayes", "d_zero_ridge", "n_ood", "precision", "compile")
+    out = {k: log[k] for k in keep if k in log}
+    out["seconds"] = log.get("seconds", time.perf_counter() - log["t0"]) if "t0" in log else log.get("seconds")
+    return out
 
 
 def _llc_record(est, groups) -> dict:
@@ -368,71 +500,144 @@ def grouped_from_state(cfg: SweepConfig, state: dict) -> GroupedTransformer:
     return model
 
 
-def full_run(mode: str, progress: bool = True) -> RunOutput:
-    """Every experiment of the chapter at ``mode``'s sizes, on the GPU when there is one:
+def pca_groups(groups) -> list[int]:
+    """Indices of the groups the joint PCA is fitted on: the first seed of every M (one run per M, as in the paper)."""
+    first = groups[0][1]
+    return [g for g, (_, s) in enumerate(groups) if s == first]
+
+
+def derive_metrics(metrics: dict, arrays: dict) -> dict:
+    """(Re)compute the derived parts of a run's metrics from its raw curves and probe features, in
+    place: every group's transient summary (:func:`~.analysis.summaries`, smoothed) and the joint
+    PCA section (:func:`~.analysis.pca_section`) from ``arrays["features"]`` (n_checkpoints,
+    G', P·K) of the groups :func:`pca_groups`. Used by the full run and by ``--claims-only``, so a
+    stored run is re-judged with the current definitions without retraining."""
+    sw = metrics["sweep"]
+    sw["summary"] = summaries(sw)
+    if metrics.get("curriculum"):
+        metrics["curriculum"]["summary"] = summaries(metrics["curriculum"])
+    feats = arrays.get("features")
+    if feats is not None and len(feats):
+        idx = pca_groups(sw["groups"])
+        if feats.shape[1] != len(idx):
+            idx = list(range(feats.shape[1]))          # older runs stored every group (one seed)
+        metrics["pca"] = pca_section(torch.as_tensor(np.asarray(feats, dtype=np.float32)),
+                                     torch.as_tensor(arrays["probe_ridge"]),
+                                     torch.as_tensor(arrays["probe_dmmse"])[idx], sw["step"][:feats.shape[0]],
+                                     [label(sw["groups"][g][0]) for g in idx])
+    return metrics
+
+
+def refresh_metrics(out: ResultStore) -> None:
+    """``--claims-only``: re-derive the stored run's summaries and PCA with the current code
+    (:func:`derive_metrics`) before its claims are re-judged; ``run.json`` records it."""
+    metrics = out.load_json("metrics.json")
+    arrays = out.load_arrays("arrays.npz") if out.exists("arrays.npz") else {}
+    out.save_json("metrics.json", derive_metrics(metrics, arrays))
+
+
+SWEEP_SHARE = 0.75    # with --max-minutes: the sweep stops at the first checkpoint after this share of the time
+FLUSH_SECONDS = 60.0  # partial results are written at most this often during the sweep
+
+
+def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_minutes: float | None = None,
+             save=None) -> RunOutput:
+    """Every experiment of the chapter at the sizes of ``mode`` and ``scale`` (:func:`sizes`), on
+    the GPU when there is one, in order of importance:
 
     1. the sweep over M as one grouped model (with weight snapshots for the LLC over training);
-    2. the joint trajectory PCA; 3. the curriculum over M; 4. the LLC of every M at the end of
-    training, and of ``llc_M`` over training; 5. the cross-check against ``devinterp``;
-    6. grouped against one-by-one training.
+    2. the joint trajectory PCA; 3. the LLC of every M at the end of training, and of ``llc_M``
+    over training; 4. the cross-check against ``devinterp``; 5. grouped against one-by-one
+    training; 6. the curriculum over M (skipped when ``max_minutes`` leaves no time for it).
+
+    ``save(run)``: called with the results so far at checkpoints of the sweep (at most every
+    ``FLUSH_SECONDS``) and after every stage, so a run that is cut short leaves a complete, smaller
+    result; ``run.extra`` says how far it got. ``max_minutes``: stop the sweep at the first
+    checkpoint after ``SWEEP_SHARE`` of it, then finish the PCA, LLC and claims on what it has.
 
     Returns the metrics (curves, summaries, LLC estimates, timings), ``arrays.npz`` (probe features
-    of every checkpoint as float16, the predictors' features, LLC loss traces) and ``final.pt``
-    (the final weights of the ``keep_final`` groups).
+    of every checkpoint of the PCA's groups as float16, the predictors' features, LLC loss traces)
+    and ``final.pt`` (the final weights of the first seed of the ``keep_final`` M).
     """
-    S = sizes(mode)
+    S = sizes(mode, scale)
+    if max_minutes is not None and not (isinstance(max_minutes, (int, float)) and max_minutes > 0):
+        raise ValueError(f"max_minutes must be a number > 0 or None; got {max_minutes!r}")
     seed_everything(S.seeds[0])
     device = pick_device()
     t0 = time.perf_counter()
-    metrics: dict = {"sizes": S.to_json(), "seconds": {}}
+    start = time.monotonic()
+    deadline = None if max_minutes is None else start + 60 * max_minutes
+    metrics: dict = {"sizes": S.to_json(), "scale": scale or ("gpu" if S in (GPU, SMOKE_GPU) else "cpu"),
+                     "seconds": {}, "flops_per_step": S.flops_per_step()}
     arrays: dict[str, np.ndarray] = {}
+    files = {"arrays.npz": arrays}
+    extra = {"complete": False, "stage": "sweep", "steps": S.steps, "steps_done": 0, "stopped_by": None,
+             "max_minutes": max_minutes}
+    cfg = S.sweep_config()
+    groups = [M for M, _ in cfg.groups]
+    first = pca_groups(cfg.groups)
+
+    def emit(stage: str) -> RunOutput:
+        extra["stage"] = stage
+        run = RunOutput(metrics=metrics, seeds=list(S.seeds), device=device_name(device),
+                        seconds=time.perf_counter() - t0, files=files, extra=dict(extra))
+        if save is not None:
+            save(run)
+        return run
+
+    def sweep_results(log: dict) -> None:
+        metrics["sweep"] = _curves(log)
+        feats = torch.stack(log["features"]) if isinstance(log["features"], list) else log["features"]
+        arrays["features"] = feats[:, first].numpy().astype(np.float16)
+        arrays["probe_ridge"] = log["probe_ridge"].numpy()
+        arrays["probe_dmmse"] = log["probe_dmmse"].numpy()
+        extra["steps_done"] = log["step"][-1] if log["step"] else 0
+        derive_metrics(metrics, arrays)
+
+    last_flush = [time.monotonic()]
+
+    def on_checkpoint(step, log):
+        if save is not None and time.monotonic() - last_flush[0] >= FLUSH_SECONDS and len(log["step"]) > 1:
+            sweep_results(log)
+            emit("sweep")
+            last_flush[0] = time.monotonic()
 
     # 1. the sweep over M, with snapshots of every group for the LLC over training
-    cfg = S.sweep_config()
     ckpts = S.checkpoints()
+    sweep_deadline = None if deadline is None else start + SWEEP_SHARE * 60 * max_minutes
     model, log = train_sweep(cfg, ckpts, device=device, eval_n=S.eval_n, n_probe=S.n_probe,
-                             snapshot_steps=S.snapshot_steps(), progress=progress)
-    metrics["sweep"] = _curves(log)
-    metrics["sweep"]["summary"] = summaries(log)
+                             snapshot_steps=S.snapshot_steps(), progress=progress, precision_mode=S.precision,
+                             compile=S.compile, check_every=S.check_every, deadline=sweep_deadline,
+                             on_checkpoint=on_checkpoint)
     metrics["seconds"]["sweep"] = log["seconds"]
     metrics["parameters"] = model.parameter_count()
-    arrays["features"] = log["features"].numpy().astype(np.float16)
-    arrays["probe_ridge"] = log["probe_ridge"].numpy()
-    arrays["probe_dmmse"] = log["probe_dmmse"].numpy()
-    groups = [M for M, _ in cfg.groups]
-    final = {label(M): model.select(groups.index(M)).state_dict() for M in S.keep_final}
+    # 2. joint trajectory PCA (in derive_metrics; the pages refit it from the same features)
+    sweep_results(log)
+    if log["stopped_at"] is not None:
+        extra["stopped_by"] = "max_minutes"
+    files["final.pt"] = {label(M): model.select(groups.index(M)).state_dict() for M in S.keep_final}
+    emit("pca")
 
-    # 2. joint trajectory PCA (cheap; the pages refit it from the same features)
-    proj = trajectory_pca(log["features"], log["probe_ridge"], log["probe_dmmse"])
-    metrics["pca"] = {"explained": proj["pca"].explained.tolist(),
-                      "detour": [pca_detour(proj, g) for g in range(len(groups))]}
-
-    # 3. the curriculum over M
-    ccfg = S.curriculum_config()
-    _, clog = train_sweep(ccfg, ckpts, device=device, eval_n=S.eval_n, n_probe=S.n_probe, progress=progress)
-    metrics["curriculum"] = _curves(clog)
-    metrics["curriculum"]["summary"] = summaries(clog)
-    metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
-    metrics["seconds"]["curriculum"] = clog["seconds"]
-
-    # 4. the LLC: every M at the end of training, then one M over training
+    # 3. the LLC: every M at the end of training, then one M over training
     timer = time.perf_counter()
     llc = S.llc.kwargs()
     est_M = estimate_llc(model, group_losses, llc_batches(cfg, S.llc_batch, device=device), **llc)
-    metrics["llc_over_M"] = _llc_record(est_M, [label(M) for M in groups])
+    metrics["llc_over_M"] = _llc_record(est_M, [[label(M), s] for M, s in cfg.groups])
     arrays["llc_over_M_trace"] = est_M.loss_trace.numpy()
     g_llc = groups.index(S.llc_M)
-    over_t = stack_models([grouped_from_state(cfg, snap).select(g_llc) for _, snap in sorted(log["snapshots"].items())])
-    over_t = over_t.to(device)
     one = one_M_batches(S, S.llc_M, device=device)
-    G_t = over_t.groups
-    est_t = estimate_llc(over_t, group_losses, lambda i: tuple(x.expand(G_t, *x.shape[1:]) for x in one(i)), **llc)
-    metrics["llc_over_training"] = _llc_record(est_t, sorted(log["snapshots"]))
-    metrics["llc_over_training"]["M"] = label(S.llc_M)
-    arrays["llc_over_training_trace"] = est_t.loss_trace.numpy()
+    if log["snapshots"]:
+        over_t = stack_models([grouped_from_state(cfg, snap).select(g_llc) for _, snap in sorted(log["snapshots"].items())])
+        over_t = over_t.to(device)
+        G_t = over_t.groups
+        est_t = estimate_llc(over_t, group_losses, lambda i: tuple(x.expand(G_t, *x.shape[1:]) for x in one(i)), **llc)
+        metrics["llc_over_training"] = _llc_record(est_t, sorted(log["snapshots"]))
+        metrics["llc_over_training"]["M"] = label(S.llc_M)
+        arrays["llc_over_training_trace"] = est_t.loss_trace.numpy()
     metrics["seconds"]["llc"] = time.perf_counter() - timer
+    emit("llc")
 
-    # 5. cross-check against devinterp on the final checkpoint of llc_M (same settings, same init loss)
+    # 4. cross-check against devinterp on the final checkpoint of llc_M (same settings, same init loss)
     single = model.select(g_llc).to(device)
     timer = time.perf_counter()
     ours = estimate_llc(single, lambda m, b: group_losses(m, b)[0], one, **llc)
@@ -447,13 +652,27 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
         cross["devinterp_error"] = str(e)
     metrics["llc_crosscheck"] = cross
 
-    # 6. grouped against one-by-one training, same device and batches
-    metrics["timing"] = time_grouped_vs_separate(cfg, steps=S.timing_steps, device=device)
+    # 5. grouped against one-by-one training, same device and batches
+    metrics["timing"] = time_grouped_vs_separate(cfg, steps=S.timing_steps, device=device, precision_mode=S.precision)
+    emit("timing")
 
-    seconds = time.perf_counter() - t0
-    metrics["seconds"]["total"] = seconds
-    return RunOutput(metrics=metrics, seeds=list(S.seeds), device=device_name(device), seconds=seconds,
-                     files={"arrays.npz": arrays, "final.pt": final})
+    # 6. the curriculum over M, if there is time for it
+    ccfg = S.curriculum_config()
+    projected = log["seconds"] * len(ccfg.groups) / len(cfg.groups) * S.steps / max(extra["steps_done"], 1)
+    if deadline is None or time.monotonic() + projected < deadline:
+        _, clog = train_sweep(ccfg, ckpts, device=device, eval_n=S.eval_n, n_probe=S.n_probe, progress=progress,
+                              precision_mode=S.precision, compile=S.compile, check_every=S.check_every,
+                              deadline=deadline)
+        metrics["curriculum"] = _curves(clog)
+        metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
+        metrics["seconds"]["curriculum"] = clog["seconds"]
+        derive_metrics(metrics, arrays)
+    else:
+        extra["skipped"] = f"curriculum (projected {projected:.0f} s, past max_minutes)"
+
+    metrics["seconds"]["total"] = time.perf_counter() - t0
+    extra["complete"] = extra["stopped_by"] is None and "skipped" not in extra
+    return emit("done")
 
 
 def load(mode: str | None = None) -> ResultStore:
