@@ -5,6 +5,8 @@ For a machine with PyTorch and a GPU (no Jupyter needed). In one output folder i
 - ``device.json`` — the device, torch and CUDA versions;
 - ``bench.json`` — :mod:`~helpers.transient_ridge.bench` at the run's sizes (ms/step, TFLOP/s,
   fp32 / tf32 / bf16, grouped against one by one) and the projected time of the run;
+- ``precision.json`` — :func:`~.train.precision_check`: a small sweep's OOD curves in fp32, tf32
+  and bf16 on this device, and how far each departs from fp32's;
 - ``transient_ridge/`` — the full run's results (``metrics.json``, ``claims.json``, ``run.json``,
   arrays, final weights), written as it goes, so a run stopped by ``--max-minutes`` or by the
   machine still leaves a complete, smaller result;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import platform
 import sys
@@ -33,6 +36,7 @@ import torch
 from ..device import device_name, pick_device
 from . import bench
 from .__main__ import main as run_main
+from .train import precision_check, sizes
 
 
 class _Tee:
@@ -78,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"projected run {r['projected_seconds']['total']:.0f} s")
         except Exception as e:                      # the run matters more than its benchmark
             print(f"benchmark failed: {type(e).__name__}: {e}")
+        try:
+            S = sizes("smoke", "gpu")
+            n = 300 if args.mode == "full" else 20
+            small = dataclasses.replace(S.sweep_config(), steps=n)
+            check = precision_check(small, list(range(0, n + 1, n // 5)), device=device)
+            (out / "precision.json").write_text(json.dumps(check) + "\n")
+            print("precision check, max relative OOD difference from fp32:",
+                  {p: round(r["max_relative_difference"], 4) for p, r in check.items()})
+        except Exception as e:
+            print(f"precision check failed: {type(e).__name__}: {e}")
         code = run_main(["--mode", args.mode, "--scale", "gpu", "--max-minutes", str(args.max_minutes),
                          "--out", str(out), "--no-progress"])
         print(f"done in {time.perf_counter() - t0:.0f} s")

@@ -282,6 +282,21 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     return model, log
 
 
+def precision_check(cfg: SweepConfig, checkpoints, precisions=("tf32", "bf16"), device="cpu", eval_n: int = 512) -> dict:
+    """Train the same small sweep in fp32 and in each of ``precisions`` on ``device``; returns, per
+    precision, the largest relative difference of its OOD curves from fp32's (and the curves) —
+    the measured check that a faster arithmetic leaves the curves as they were."""
+    def curves(p):
+        return np.asarray(train_sweep(cfg, checkpoints, device=device, eval_n=eval_n, n_probe=1, progress=False,
+                                      precision_mode=p)[1]["ood"])
+    ref = curves("fp32")
+    out = {"fp32": {"ood": ref.tolist(), "max_relative_difference": 0.0}}
+    for p in precisions:
+        c = curves(p)
+        out[p] = {"ood": c.tolist(), "max_relative_difference": float(np.max(np.abs(c - ref) / ref))}
+    return out
+
+
 def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu", precision_mode: str = "fp32",
                              separate: bool = True) -> dict:
     """Seconds per step of the grouped model against G separate models stepped one after another,
