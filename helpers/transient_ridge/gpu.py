@@ -12,7 +12,7 @@ For a machine with PyTorch and a GPU (no Jupyter needed). In one output folder i
   machine still leaves a complete, smaller result;
 - ``log.txt`` — everything printed;
 
-and packs the folder into ``DIR.tar.gz``. Copy ``transient_ridge/`` into ``results/`` to publish it.
+and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Copy ``transient_ridge/`` into ``results/`` to publish it.
 The LLC cross-check needs ``devinterp`` (``pip install devinterp==1.3.2``, or from wheels carried
 along with ``pip install --no-index --find-links WHEELS devinterp``); without it the run notes the
 cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` re-judges later.
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=7.0, metavar="N",
                         help="the full run's time limit (default 7); the benchmark comes on top")
     parser.add_argument("--bench-steps", type=int, default=20, metavar="S")
+    parser.add_argument("--archive", default=None, metavar="PATH", help="where to pack the folder (default: DIR.tar.gz)")
     args = parser.parse_args(argv)
     if args.max_minutes <= 0 or args.bench_steps < 1:
         parser.error("--max-minutes must be > 0 and --bench-steps >= 1")
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         code = run_main(["--mode", args.mode, "--scale", "gpu", "--max-minutes", str(args.max_minutes),
                          "--out", str(out), "--no-progress"])
         print(f"done in {time.perf_counter() - t0:.0f} s")
-    archive = out.with_name(out.name + ".tar.gz")
+    archive = Path(args.archive) if args.archive else out.with_name(out.name + ".tar.gz")
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(out, arcname=out.name)
     print(f"packed {archive} ({archive.stat().st_size / 2**20:.1f} MiB)")

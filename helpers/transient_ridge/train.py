@@ -442,7 +442,7 @@ CPU = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp
 # The paper's task (D = 8, K = 16, σ² = 0.125) for one GPU: 13 task counts × 3 seeds, 0.40M parameters per model.
 GPU = Sizes(model=ModelConfig(D=8, K=16, d_model=128, n_layers=2, n_heads=4, d_mlp=512),
             Ms=(1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 1024, INF), seeds=(0, 1, 2), sigma2=0.125, batch=128,
-            lr=1e-3, steps=20_000, decay=0.2, ckpt_every=250, ckpt_log=40, eval_n=4096, n_probe=256,
+            lr=1e-3, steps=20_000, decay=0.2, ckpt_every=250, ckpt_log=40, eval_n=4096, n_probe=128,
             curriculum_Ms=(32, 1024, INF), curriculum_stages=(8, 32, 128, INF), llc_M=32, n_snapshots=10,
             llc=LLCConfig(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200, num_burnin=100),
             llc_batch=256, timing_steps=20, keep_final=(2, 32, INF), precision="tf32")
@@ -678,10 +678,13 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
         _, clog = train_sweep(ccfg, ckpts, device=device, eval_n=S.eval_n, n_probe=S.n_probe, progress=progress,
                               precision_mode=S.precision, compile=S.compile, check_every=S.check_every,
                               deadline=deadline)
-        metrics["curriculum"] = _curves(clog)
-        metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
-        metrics["seconds"]["curriculum"] = clog["seconds"]
-        derive_metrics(metrics, arrays)
+        if clog["stopped_at"] is None:
+            metrics["curriculum"] = _curves(clog)
+            metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
+            metrics["seconds"]["curriculum"] = clog["seconds"]
+            derive_metrics(metrics, arrays)
+        else:                                   # a curriculum cut short would compare unlike with like
+            extra["skipped"] = f"curriculum (stopped at step {clog['stopped_at']} by max_minutes)"
     else:
         extra["skipped"] = f"curriculum (projected {projected:.0f} s, past max_minutes)"
 
