@@ -131,7 +131,7 @@ def pivot_steps(ax, summary: list[dict]):
     Ms = [int(s["M"]) for s in trans]
     ax.plot(Ms, [s["t_crit"] for s in trans], "o-", label="t_crit (lowest OOD loss)")
     ax.plot(Ms, [s["t_cross"] for s in trans], "s--", label="Δ crossing")
-    ax.set(xscale="log", xlabel="M", ylabel="step", title="The pivot comes later for larger M")
+    ax.set(xscale="log", xlabel="M", ylabel="step", title="When each M pivots: t_crit and the Δ crossing")
     ax.legend(fontsize=8)
     return ax
 
@@ -177,10 +177,10 @@ def sgld_traces(ax, trace, init_loss, num_burnin: int, names=None):
 
 def llc_over_M(ax, llc: dict, std: dict, dmmse_like: list[str]):
     """Page 4: the final models' LLC against M (error bars: spread over chains), dMMSE-like (circles)
-    and ridge-like (squares) at the end, and the M = ∞ level (dashed). ``llc``, ``std``: by M label."""
+    and the others (squares: ridge-like or between) at the end, and the M = ∞ level (dashed). ``llc``, ``std``: by M label."""
     finite = [m for m in llc if m != "∞"]
     for name, fmt, colour, pick in (("dMMSE_M-like at the end", "o", "C1", [m for m in finite if m in dmmse_like]),
-                                    ("ridge-like at the end", "s", "C0", [m for m in finite if m not in dmmse_like])):
+                                    ("not dMMSE_M-like at the end", "s", "C0", [m for m in finite if m not in dmmse_like])):
         if pick:
             ax.errorbar([int(m) for m in pick], [llc[m] for m in pick], yerr=[std[m] for m in pick], fmt=fmt,
                         color=colour, capsize=3, label=name)
