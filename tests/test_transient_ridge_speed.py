@@ -157,7 +157,9 @@ def test_bench_command_and_gpu_script_at_smoke_size(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--steps", "0"])
     from helpers.transient_ridge import gpu
-    assert gpu.main(["--mode", "smoke", "--out", str(tmp_path / "run"), "--bench-steps", "1"]) == 0
+    assert gpu.main(["--mode", "smoke", "--out", str(tmp_path / "run"), "--bench-steps", "1", "--precisions", "fp32",
+                     "tf32", "--check-steps", "5"]) == 0
+    assert set(json.loads((tmp_path / "run" / "precision.json").read_text())) == {"fp32", "tf32"}
     names = tarfile.open(tmp_path / "run.tar.gz").getnames()
     for f in ("device.json", "bench.json", "precision.json", "log.txt", "transient_ridge/run.json",
               "transient_ridge/claims.json", "transient_ridge/metrics.json"):

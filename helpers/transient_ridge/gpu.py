@@ -36,7 +36,7 @@ import torch
 from ..device import device_name, pick_device
 from . import bench
 from .__main__ import main as run_main
-from .train import precision_check, sizes
+from .train import PRECISIONS, precision_check, sizes
 
 
 class _Tee:
@@ -61,10 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=7.0, metavar="N",
                         help="the full run's time limit (default 7); the benchmark comes on top")
     parser.add_argument("--bench-steps", type=int, default=20, metavar="S")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="arithmetics to benchmark and to check against fp32 (default: all)")
+    parser.add_argument("--check-steps", type=int, default=None, metavar="S",
+                        help="steps of the precision check's small sweep (default: 300, smoke: 20)")
     parser.add_argument("--archive", default=None, metavar="PATH", help="where to pack the folder (default: DIR.tar.gz)")
     args = parser.parse_args(argv)
-    if args.max_minutes <= 0 or args.bench_steps < 1:
-        parser.error("--max-minutes must be > 0 and --bench-steps >= 1")
+    if args.max_minutes <= 0 or args.bench_steps < 1 or (args.check_steps is not None and args.check_steps < 5):
+        parser.error("--max-minutes must be > 0, --bench-steps >= 1 and --check-steps >= 5")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "device.json").write_text(json.dumps(info, indent=1) + "\n")
         print(json.dumps(info))
         try:
-            record = bench.bench(args.mode, "gpu", args.bench_steps, ("fp32", "tf32", "bf16"))
+            record = bench.bench(args.mode, "gpu", args.bench_steps, tuple(args.precisions))
             (out / "bench.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
             for r in record["rows"]:
                 print(f"{r['precision']}: {r['grouped_ms_per_step']:.2f} ms/step grouped, "
@@ -85,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"benchmark failed: {type(e).__name__}: {e}")
         try:
             S = sizes("smoke", "gpu")
-            n = 300 if args.mode == "full" else 20
+            n = args.check_steps or (300 if args.mode == "full" else 20)
             small = dataclasses.replace(S.sweep_config(), steps=n)
-            check = precision_check(small, list(range(0, n + 1, n // 5)), device=device)
+            check = precision_check(small, list(range(0, n + 1, n // 5)), [p for p in args.precisions if p != "fp32"],
+                                    device=device, eval_n=512 if args.mode == "full" else 64)
             (out / "precision.json").write_text(json.dumps(check) + "\n")
             print("precision check, max relative OOD difference from fp32:",
                   {p: round(r["max_relative_difference"], 4) for p, r in check.items()})
