@@ -630,7 +630,8 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
     sweep_results(log)
     if log["stopped_at"] is not None:
         extra["stopped_by"] = "max_minutes"
-    files["final.pt"] = {label(M): model.select(groups.index(M)).state_dict() for M in S.keep_final}
+    files["final.pt"] = {label(M): {k: v.cpu() for k, v in model.select(groups.index(M)).state_dict().items()}
+                         for M in S.keep_final}
     emit("pca")
 
     # 3. the LLC: every M at the end of training, then one M over training
