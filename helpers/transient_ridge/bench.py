@@ -45,17 +45,19 @@ def projected_seconds(S: Sizes, step_seconds: float, tflops: float, single_step_
 
 
 def bench(mode: str = "full", scale: str | None = None, steps: int = 20, precisions=("fp32",),
-          separate: bool = True) -> dict:
-    """Measure the step at ``mode``/``scale`` sizes for each precision; returns a JSON-able record."""
+          separate: bool = True, compile: bool | str = False) -> dict:
+    """Measure the step at ``mode``/``scale`` sizes for each precision (the grouped model through
+    ``torch.compile`` if ``compile``); returns a JSON-able record."""
     S = sizes(mode, scale)
     device = pick_device()
     cfg = S.sweep_config()
     rows = []
     for p in precisions:
-        t = time_grouped_vs_separate(cfg, steps=steps, device=device, precision_mode=p, separate=separate)
+        t = time_grouped_vs_separate(cfg, steps=steps, device=device, precision_mode=p, separate=separate,
+                                     compile=compile)
         single = t["separate_s_per_step"] / t["groups"] if separate else float("nan")
         achieved = S.flops_per_step() / t["grouped_s_per_step"] / 1e12
-        rows.append({"precision": p, "grouped_ms_per_step": 1e3 * t["grouped_s_per_step"],
+        rows.append({"precision": p, "compile": t["compile"], "grouped_ms_per_step": 1e3 * t["grouped_s_per_step"],
                      "separate_ms_per_step": 1e3 * t["separate_s_per_step"], "speedup": t["speedup"],
                      "achieved_tflops": achieved,
                      "projected_seconds": projected_seconds(S, t["grouped_s_per_step"], achieved,
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed steps (after 3 warm-up steps)")
     parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["fp32"])
     parser.add_argument("--no-separate", action="store_true", help="time the grouped model only")
+    parser.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                        help="time the grouped model through torch.compile (optionally a mode, e.g. reduce-overhead)")
     parser.add_argument("--assume-tflops", type=float, default=None, metavar="R",
                         help="only project the full run's time at R achieved TFLOP/s (no timing)")
     parser.add_argument("--assume-overhead-ms", type=float, default=1.0, metavar="O",
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                   "flops_per_step": S.flops_per_step(), "step_ms": 1e3 * step,
                   "projected_seconds": projected_seconds(S, step, args.assume_tflops, args.assume_overhead_ms / 1e3)}
     else:
-        record = bench(args.mode, args.scale, args.steps, tuple(args.precision), not args.no_separate)
+        record = bench(args.mode, args.scale, args.steps, tuple(args.precision), not args.no_separate, args.compile)
     text = json.dumps(record, indent=1, default=float)
     print(text)
     if args.json:

@@ -180,15 +180,19 @@ def precision(mode: str, device="cpu"):
         torch.set_float32_matmul_precision(before)
 
 
-def compiled(model: torch.nn.Module, enabled: bool):
-    """``torch.compile(model)`` when ``enabled`` (the caller falls back to ``model`` if the first
-    compiled call fails, e.g. with no C++ compiler), else ``model``."""
-    return torch.compile(model, dynamic=False) if enabled else model
+def compiled(model: torch.nn.Module, enabled: bool | str):
+    """``torch.compile(model)`` when ``enabled`` — ``True``, or a ``torch.compile`` mode such as
+    ``"reduce-overhead"`` (CUDA graphs: one launch for the whole step's forward and backward) —
+    else ``model``. The caller falls back to ``model`` if the first compiled call fails (e.g. with
+    no C++ compiler)."""
+    if not enabled:
+        return model
+    return torch.compile(model, dynamic=False, mode=enabled if isinstance(enabled, str) else None)
 
 
 def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 512, n_probe: int = 512,
                 snapshot_steps=(), progress: bool | None = None, precision_mode: str = "fp32",
-                compile: bool = False, check_every: int = 100, deadline: float | None = None,
+                compile: bool | str = False, check_every: int = 100, deadline: float | None = None,
                 on_checkpoint=None):
     """Train the sweep; returns ``(model, log)`` with the per-group metrics at each checkpoint
     (``log["features"]``: (n_checkpoints, G, P·K)) and the Bayes references.
@@ -217,7 +221,7 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     log: dict = {"step": [], "ood": [], "id": [], "d_ridge": [], "d_dmmse": [], "features": [],
                  "groups": [("inf" if M == math.inf else M, s) for M, s in cfg.groups], "n_ood": eval_n,
                  "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss, "snapshots": {},
-                 "precision": precision_mode, "compile": "on" if compile else "off", "stopped_at": None}
+                 "precision": precision_mode, "compile": str(compile) if compile else "off", "stopped_at": None}
     log.update(bayes_references(cfg, pool, ev))
     ckset = set(int(s) for s in checkpoints)
 
@@ -298,10 +302,12 @@ def precision_check(cfg: SweepConfig, checkpoints, precisions=("tf32", "bf16"), 
 
 
 def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu", precision_mode: str = "fp32",
-                             separate: bool = True) -> dict:
+                             separate: bool = True, compile: bool | str = False) -> dict:
     """Seconds per step of the grouped model against G separate models stepped one after another,
     on the same device and batches (the first 3 steps of each are warm-up, not timed), with the
-    training step's arithmetic ``precision_mode``; ``separate=False`` times the grouped model only."""
+    training step's arithmetic ``precision_mode``; ``separate=False`` times the grouped model only;
+    ``compile``: the grouped model through :func:`compiled` (the warm-up steps include compiling;
+    on failure it is timed eagerly and ``"compile"`` says so)."""
     check_int("steps", steps, 1)
     pool = TaskPool(cfg.model.D, cfg.pool_seed)
     draw = batch_fn(cfg, pool, device)
@@ -329,10 +335,23 @@ def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu", pr
         sync()
         return (time.perf_counter() - t0) / steps
 
-    t_grouped = run([grouped], split=False)
+    status = "off"
+    if compile:
+        try:
+            fast = compiled(grouped, compile)
+            with precision(precision_mode, device):
+                sweep_loss(fast, batches[0]).backward()
+            grouped_fwd = [fast]
+            status = str(compile)
+        except Exception as e:
+            warnings.warn(f"torch.compile failed ({type(e).__name__}); timing without it")
+            grouped_fwd, status = [grouped], f"failed: {type(e).__name__}"
+    else:
+        grouped_fwd = [grouped]
+    t_grouped = run(grouped_fwd, split=False)
     t_separate = run(singles, split=True) if separate else math.nan
     return {"grouped_s_per_step": t_grouped, "separate_s_per_step": t_separate, "speedup": t_separate / t_grouped,
-            "groups": grouped.groups, "device": str(device), "precision": precision_mode}
+            "groups": grouped.groups, "device": str(device), "precision": precision_mode, "compile": status}
 
 
 # ------------------------------------------------------------------------------ sizes per mode
@@ -387,7 +406,7 @@ class Sizes:
     timing_steps: int
     keep_final: tuple
     precision: str = "fp32"
-    compile: bool = False
+    compile: bool | str = False
     check_every: int = 100
 
     def sweep_config(self, Ms: tuple | None = None) -> SweepConfig:
