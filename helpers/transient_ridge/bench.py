@@ -58,7 +58,8 @@ def bench(mode: str = "full", scale: str | None = None, steps: int = 20, precisi
         single = t["separate_s_per_step"] / t["groups"] if separate else float("nan")
         achieved = S.flops_per_step() / t["grouped_s_per_step"] / 1e12
         rows.append({"precision": p, "compile": t["compile"], "grouped_ms_per_step": 1e3 * t["grouped_s_per_step"],
-                     "separate_ms_per_step": 1e3 * t["separate_s_per_step"], "speedup": t["speedup"],
+                     "separate_ms_per_step": 1e3 * t["separate_s_per_step"] if separate else None,
+                     "speedup": t["speedup"] if separate else None,
                      "achieved_tflops": achieved,
                      "projected_seconds": projected_seconds(S, t["grouped_s_per_step"], achieved,
                                                             single if single == single else 0.0)})
