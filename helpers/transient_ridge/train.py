@@ -183,11 +183,28 @@ def precision(mode: str, device="cpu"):
 def compiled(model: torch.nn.Module, enabled: bool | str):
     """``torch.compile(model)`` when ``enabled`` — ``True``, or a ``torch.compile`` mode such as
     ``"reduce-overhead"`` (CUDA graphs: one launch for the whole step's forward and backward) —
-    else ``model``. The caller falls back to ``model`` if the first compiled call fails (e.g. with
-    no C++ compiler)."""
+    else ``model``. See :func:`compiled_or_eager` for the fallback."""
     if not enabled:
         return model
     return torch.compile(model, dynamic=False, mode=enabled if isinstance(enabled, str) else None)
+
+
+def compiled_or_eager(model: torch.nn.Module, compile: bool | str, batch, precision_mode: str = "fp32",
+                      device="cpu"):
+    """``(forward, status)``: the model through :func:`compiled`, tried once (forward and backward on
+    ``batch``, which compiles it; the gradients it leaves are cleared by the next step's
+    ``zero_grad``), or the model itself if compiling fails (e.g. with no C++ compiler), with a
+    warning. ``status``: ``"off"``, the compile setting, or ``"failed: <error>"``."""
+    if not compile:
+        return model, "off"
+    try:
+        fast = compiled(model, compile)
+        with precision(precision_mode, device):
+            sweep_loss(fast, batch).backward()
+        return fast, str(compile)
+    except Exception as e:
+        warnings.warn(f"torch.compile failed ({type(e).__name__}); running without it")
+        return model, f"failed: {type(e).__name__}"
 
 
 def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 512, n_probe: int = 512,
@@ -221,7 +238,7 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     log: dict = {"step": [], "ood": [], "id": [], "d_ridge": [], "d_dmmse": [], "features": [],
                  "groups": [("inf" if M == math.inf else M, s) for M, s in cfg.groups], "n_ood": eval_n,
                  "ood_ridge_loss": ev.ood_ridge_loss, "ood_dmmse_loss": ev.ood_dmmse_loss, "snapshots": {},
-                 "precision": precision_mode, "compile": str(compile) if compile else "off", "stopped_at": None}
+                 "precision": precision_mode, "stopped_at": None}
     log.update(bayes_references(cfg, pool, ev))
     ckset = set(int(s) for s in checkpoints)
 
@@ -236,7 +253,7 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
             on_checkpoint(step, log)
 
     draw = batch_fn(cfg, pool, device)
-    forward = compiled(model, compile)
+    forward, log["compile"] = compiled_or_eager(model, compile, draw(0), precision_mode, device)
     G = len(cfg.groups)
     t0 = time.perf_counter()
     if 0 in ckset:
@@ -248,16 +265,7 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     model.train()
     with precision(precision_mode, device):
         for step in range(cfg.steps):
-            tokens, ys = draw(step)
-            try:
-                loss = ((forward(tokens).float() - ys) ** 2).mean((1, 2)).sum()
-            except Exception as e:                       # compilation failed: train eagerly instead
-                if forward is model:
-                    raise
-                warnings.warn(f"torch.compile failed ({type(e).__name__}); training without it")
-                log["compile"] = f"failed: {type(e).__name__}"
-                forward = model
-                loss = ((forward(tokens).float() - ys) ** 2).mean((1, 2)).sum()
+            loss = sweep_loss(forward, draw(step))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -335,20 +343,8 @@ def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu", pr
         sync()
         return (time.perf_counter() - t0) / steps
 
-    status = "off"
-    if compile:
-        try:
-            fast = compiled(grouped, compile)
-            with precision(precision_mode, device):
-                sweep_loss(fast, batches[0]).backward()
-            grouped_fwd = [fast]
-            status = str(compile)
-        except Exception as e:
-            warnings.warn(f"torch.compile failed ({type(e).__name__}); timing without it")
-            grouped_fwd, status = [grouped], f"failed: {type(e).__name__}"
-    else:
-        grouped_fwd = [grouped]
-    t_grouped = run(grouped_fwd, split=False)
+    fast, status = compiled_or_eager(grouped, compile, batches[0], precision_mode, device)
+    t_grouped = run([fast], split=False)
     t_separate = run(singles, split=True) if separate else math.nan
     return {"grouped_s_per_step": t_grouped, "separate_s_per_step": t_separate, "speedup": t_separate / t_grouped,
             "groups": grouped.groups, "device": str(device), "precision": precision_mode, "compile": status}
@@ -518,7 +514,7 @@ def _curves(log: dict) -> dict:
     keep = ("step", "ood", "id", "d_ridge", "d_dmmse", "groups", "ood_ridge_loss", "ood_dmmse_loss",
             "id_ridge_loss", "id_dmmse_loss", "d_bayes", "d_zero_ridge", "n_ood", "precision", "compile")
     out = {k: log[k] for k in keep if k in log}
-    out["seconds"] = log.get("seconds", time.perf_counter() - log["t0"]) if "t0" in log else log.get("seconds")
+    out["seconds"] = log.get("seconds")          # None while the sweep is still running
     return out
 
 
@@ -702,7 +698,7 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
             metrics["curriculum"] = _curves(clog)
             metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
             metrics["seconds"]["curriculum"] = clog["seconds"]
-            derive_metrics(metrics, arrays)
+            metrics["curriculum"]["summary"] = summaries(metrics["curriculum"])
         else:                                   # a curriculum cut short would compare unlike with like
             extra["skipped"] = f"curriculum (stopped at step {clog['stopped_at']} by max_minutes)"
     else:
