@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from helpers.results import output_root
 
 from helpers.tree_cot import claims, train
-from helpers.tree_cot.analysis import (by_depth, evaluate, exact_path_accuracy, filter_sort_target, greedy_decode,
-                                       head_usage, per_step_accuracy, specialisation, target_sequence)
-from helpers.tree_cot.data import (BWD, EDGE, FWD, ROOT, FilterSortExample, Tree, backward_path, chain_tree,
-                                   distractor_edges, encode, filter_sort_encode, filter_sort_sample,
+from helpers.tree_cot.analysis import (block_summary, by_depth, evaluate, exact_path_accuracy, filter_sort_target,
+                                       greedy_decode, head_usage, per_step_accuracy, role_assignment, roles,
+                                       stage_switch_accuracy, target_sequence)
+from helpers.tree_cot.data import (BOS, BWD, EDGE, FWD, ROOT, TASKS, FilterSortExample, Tree, _pad, backward_path,
+                                   chain_tree, distractor_edges, encode, filter_sort_encode, filter_sort_sample,
                                    filter_sort_sequence, forward_path, make_example, perfect_batch, perfect_tree,
-                                   random_tree, sequence, sized_tree, spine_tree, star_tree)
+                                   prompt, random_tree, sequence, sized_tree, spine_tree, star_tree, step_token,
+                                   target_steps)
 from helpers.tree_cot.models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, construction, mse_loss
 
 seeds = st.integers(0, 2**32 - 1)
@@ -129,8 +131,14 @@ def test_bad_format_input_raises():
         encode([ex], 7, "sideways")
     with pytest.raises(ValueError, match="vocab=5 is too small"):
         encode([ex], 5, "backward")
-    with pytest.raises(ValueError, match="n_heads must be 1 or 2"):
-        TheoryModel(7, 3)
+    with pytest.raises(ValueError, match="n_heads must be between 1 and 4"):
+        TheoryModel(7, 5)
+    with pytest.raises(ValueError, match="stage must be 0"):
+        step_token(1, 2, 2, 7)
+    with pytest.raises(ValueError, match="name must be one of"):
+        TheoryModel(7, 1).slot("c")
+    with pytest.raises(ValueError, match="head must be in"):
+        TheoryModel(7, 1).block(1, "b", "b")
     with pytest.raises(ValueError, match="divisible by n_heads"):
         TransformerConfig(10, d_model=10, n_heads=3)
     with pytest.raises(ValueError, match="vocab is needed"):
@@ -145,24 +153,62 @@ def test_bad_format_input_raises():
 
 def test_sequence_of_a_hand_worked_example():
     # root 4 → 2 → 1, goal 1; edges listed (4,2), (2,1); vocab N = 5: END = 5, empty = 6
-    toks, tgt, stage, key = sequence([(4, 2), (2, 1)], 4, [1, 2, 4], 5, "forward")
-    assert toks == [(6, 6, 4), (4, 2, EDGE), (2, 1, EDGE), (5, 4, ROOT), (1, 5, BWD), (2, 1, BWD), (4, 2, BWD),
-                    (4, 6, FWD), (2, 4, FWD), (1, 2, FWD)]
-    assert tgt == [-1, -1, -1, -1, 2, 4, 5, 2, 1, 5]
-    assert stage == [-1, -1, -1, -1, 0, 0, 0, 1, 1, 1]
-    # climbing reads the edge whose child is the current node (ROOT at the root); descending reads
-    # the chain-of-thought token whose slot a is the current node (GOAL at the goal)
-    assert key == [-1, -1, -1, -1, 2, 1, 3, 6, 5, 4]
-    toks_d, tgt_d, _, key_d = sequence([(4, 2), (2, 1)], 4, [1, 2, 4], 5, "direct")
-    assert toks_d[-3:] == [(4, 6, FWD), (2, 4, FWD), (1, 2, FWD)] and tgt_d[-3:] == [2, 1, 5]
+    toks, tgt, stage, nxt, key, marker = sequence([(4, 2), (2, 1)], 4, [1, 2, 4], 5, "forward")
+    assert toks == [(6, 6, BOS), (4, 2, EDGE), (2, 1, EDGE), (6, 4, ROOT), (5, 1, BWD), (1, 2, BWD), (2, 4, BWD),
+                    (6, 2, FWD), (6, 1, FWD)]
+    # climb 2, 4; at the root turn to 2 (the switch); descend 1, END
+    assert tgt == [-1, -1, -1, -1, 2, 4, 2, 1, 5]
+    assert stage == [-1, -1, -1, -1, 0, 0, 0, 1, 1]
+    assert nxt == [-1, -1, -1, -1, 0, 0, 1, 1, 1]  # the stage signal turns at the root's prediction
+    # climbing reads the edge whose child is the current node; at the root, the root's own
+    # chain-of-thought token; descending, the chain-of-thought token whose slot b is the current
+    # node (GOAL at the goal)
+    assert key == [-1, -1, -1, -1, 2, 1, 6, 5, 4]
+    assert marker == [-1, -1, -1, -1, -1, -1, 3, -1, -1]  # the ROOT token, at the switch only
+    toks_b, tgt_b, _, nxt_b, key_b, _ = sequence([(4, 2), (2, 1)], 4, [1, 2, 4], 5, "backward")
+    assert toks_b[3] == (5, 4, ROOT) and tgt_b[-3:] == [2, 4, 5] and key_b[-1] == 3  # END read off ROOT
+    assert set(nxt_b) == {-1}  # no stage to predict
+    toks_d, tgt_d, _, _, key_d, _ = sequence([(4, 2), (2, 1)], 4, [1, 2, 4], 5, "direct")
+    assert toks_d[-3:] == [(6, 4, FWD), (6, 2, FWD), (6, 1, FWD)] and tgt_d[-3:] == [2, 1, 5]
     assert key_d[-3:] == [-1, -1, -1]
+    assert target_steps([1, 2, 4], 5, "forward") == [(2, 0), (4, 0), (2, 1), (1, 1), (5, 1)]
+
+
+def _loop_perfect_batch(k, m, vocab, batch, seed, task):
+    """The same draws as perfect_batch, encoded example by example through ``sequence``."""
+    rng = np.random.default_rng(seed)
+    n = sum(k ** i for i in range(m + 1))
+    parent = [-1] + [(i - 1) // k for i in range(1, n)]
+    labels = np.argsort(rng.random((batch, vocab)), axis=1)[:, :n]
+    leaf = rng.integers(n - k ** m, n, size=batch)
+    order = np.argsort(rng.random((batch, n - 1)), axis=1) + 1
+    rows = []
+    for i in range(batch):
+        lab = labels[i]
+        edges = [(int(lab[parent[j]]), int(lab[j])) for j in order[i]]
+        back, j = [int(lab[leaf[i]])], leaf[i]
+        while j:
+            j = parent[j]
+            back.append(int(lab[j]))
+        rows.append(sequence(edges, int(lab[0]), back, vocab, task))
+    return _pad(rows, [m] * batch, vocab, task)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("k, m, vocab", [(2, 3, 25), (3, 2, 20), (1, 4, 6)])
+def test_perfect_batch_equals_the_example_by_example_encoding(task, k, m, vocab):
+    b = perfect_batch(k, m, vocab, 32, np.random.default_rng(7), task)
+    ref = _loop_perfect_batch(k, m, vocab, 32, 7, task)
+    for f in ("tokens", "targets", "stage", "next_stage", "key", "marker", "depth"):
+        assert torch.equal(getattr(b, f), getattr(ref, f)), f
 
 
 def test_perfect_batch_matches_the_format():
     b = perfect_batch(2, 3, 20, 16, np.random.default_rng(0), "forward")
     m = construction(20, "forward")
-    assert per_step_accuracy(m, b) == {"all": 1.0, "backward": 1.0, "forward": 1.0}
-    assert (b.depth == 3).all() and ((b.targets >= 0).sum(1) == 2 * 3 + 2).all()
+    assert per_step_accuracy(m, b) == {"all": 1.0, "backward": 1.0, "forward": 1.0, "stage": 1.0, "switch": 1.0}
+    assert (b.depth == 3).all() and ((b.targets >= 0).sum(1) == 2 * 3 + 1).all()
+    assert ((b.marker >= 0).sum(1) == 1).all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,6 +225,8 @@ def test_constructions_solve_unseen_trees_exactly(task):
     m = construction(30, task)
     r = evaluate(m, exs, 30, task)
     assert r["exact"] == 1.0 and r["per_step"] == 1.0
+    if task == "forward":
+        assert r["switch"] == 1.0
     assert mse_loss(m, encode(exs, 30, task)).item() < 1e-6
 
 
@@ -186,36 +234,72 @@ def test_untrained_theory_model_fails():
     rng = np.random.default_rng(2)
     exs = [make_example(random_tree(3, 30, rng, max_depth=5, min_depth=3), rng) for _ in range(50)]
     assert evaluate(TheoryModel(30, 1), exs, 30, "backward")["exact"] == 0.0
+    r = evaluate(TheoryModel(30, 2), exs, 30, "forward")
+    assert r["exact"] == 0.0 and r["switch"] == 0.0
 
 
 class Scripted(torch.nn.Module):
-    """A fake model that answers a fixed script, to check decoding's bookkeeping."""
+    """A fake model that answers a fixed script of (node, stage) predictions, to check decoding."""
+
+    stage_threshold = 0.5
 
     def __init__(self, vocab, script):
         super().__init__()
         self.vocab, self.script, self.calls = vocab, script, 0
         self.p = torch.nn.Parameter(torch.zeros(1))
+        self.seen = []
 
     def forward(self, tokens):
-        out = torch.zeros(tokens.shape[0], tokens.shape[1], self.vocab + 1)
-        out[:, :, self.script[min(self.calls, len(self.script) - 1)]] = 1
+        self.seen.append(tokens.clone())
+        node, stage = self.script[min(self.calls, len(self.script) - 1)]
+        out = torch.zeros(tokens.shape[0], tokens.shape[1], self.vocab + 2)
+        out[:, :, node] = 1
+        out[:, :, -1] = stage
         self.calls += 1
         return out
 
 
-def test_greedy_decode_follows_the_format():
+def test_greedy_decode_appends_only_what_the_model_predicted():
     t = Tree(4, {2: 4, 1: 2})
     ex = make_example(t, 0, goal=1)
     END = 5
-    # a perfect script for the forward task: climb 2, 4, END; then descend 2, 1, END
-    emitted = greedy_decode(Scripted(5, [2, 4, END, 2, 1, END]), [ex], 5, "forward")
-    assert emitted == [[2, 4, END, 2, 1, END]] == [target_sequence(ex, 5, "forward")]
+    # a perfect script for the forward task: climb 2, 4; switch at the root to 2; descend 1, END
+    script = [(2, 0), (4, 0), (2, 1), (1, 1), (END, 1)]
+    model = Scripted(5, script)
+    emitted = greedy_decode(model, [ex], 5, "forward")
+    assert emitted == [script] == [target_sequence(ex, 5, "forward")]
     assert exact_path_accuracy(emitted, [ex], 5, "forward").tolist() == [True]
+    assert stage_switch_accuracy(emitted, [ex]).tolist() == [True]
+    # the last sequence the model saw is the prompt plus exactly the tokens of its own predictions
+    last = [tuple(x) for x in model.seen[-1][0].tolist()]
+    assert last == prompt(ex.edges, 4, 1, 5, "forward") + [(1, 2, BWD), (2, 4, BWD), (6, 2, FWD), (6, 1, FWD)]
+
+
+def test_a_model_that_never_signals_the_switch_never_switches():
+    t = Tree(4, {2: 4, 1: 2})
+    ex = make_example(t, 0, goal=1)
+    # the right nodes, but the stage signal stays "backward": decoding never turns forward
+    model = Scripted(5, [(2, 0), (4, 0), (2, 0), (1, 0), (5, 0)])
+    emitted = greedy_decode(model, [ex], 5, "forward")
+    assert [s for _, s in emitted[0]] == [0] * 5
+    assert not any(kind == FWD for *_, kind in model.seen[-1][0].tolist())
+    assert stage_switch_accuracy(emitted, [ex]).tolist() == [False]
+    assert exact_path_accuracy(emitted, [ex], 5, "forward").tolist() == [False]
+    # switching one step early is also wrong
+    early = Scripted(5, [(2, 0), (4, 1), (2, 1), (1, 1), (5, 1)])
+    assert not stage_switch_accuracy(greedy_decode(early, [ex], 5, "forward"), [ex])[0]
+
+
+def test_greedy_decode_bounds_and_one_stage_tasks():
+    t = Tree(4, {2: 4, 1: 2})
+    ex = make_example(t, 0, goal=1)
     # a model that never says END stops at max_steps and is wrong
-    emitted = greedy_decode(Scripted(5, [2]), [ex], 5, "backward", max_steps=7)
-    assert emitted == [[2] * 7] and exact_path_accuracy(emitted, [ex], 5, "backward").tolist() == [False]
+    emitted = greedy_decode(Scripted(5, [(2, 1)]), [ex], 5, "backward", max_steps=7)
+    assert emitted == [[(2, 0)] * 7] and exact_path_accuracy(emitted, [ex], 5, "backward").tolist() == [False]
+    # in the one-stage tasks the model's stage output is not read
+    assert greedy_decode(Scripted(5, [(2, 0), (1, 0), (5, 0)]), [ex], 5, "direct") == [[(2, 1), (1, 1), (5, 1)]]
     # a wrong node mid-way makes the path wrong even if it ends correctly
-    assert not exact_path_accuracy([[2, 3, END]], [ex], 5, "backward")[0]
+    assert not exact_path_accuracy([[(2, 0), (3, 0), (5, 0)]], [ex], 5, "backward")[0]
 
 
 def test_by_depth_by_hand():
@@ -224,12 +308,72 @@ def test_by_depth_by_hand():
         by_depth(np.array([1, 0]), [1])
 
 
-def test_head_usage_of_the_constructions():
+def test_head_usage_and_roles_of_the_forward_construction():
     rng = np.random.default_rng(3)
     exs = [make_example(random_tree(3, 30, rng, max_depth=5, min_depth=2), rng) for _ in range(40)]
-    spec = specialisation(head_usage(construction(30, "forward"), encode(exs, 30, "forward")))
-    assert spec[0, 0] > 0.99 and spec[1, 1] > 0.99  # head 0 climbs, head 1 descends
-    assert spec[0, 1] < 0.01 and spec[1, 0] < 0.01
+    m, b = construction(30, "forward"), encode(exs, 30, "forward")
+    u = head_usage(m, b)
+    assert u["backward"]["lookup"][0] > 0.99 and u["backward"]["bos"][1] > 0.99  # head 0 climbs, head 1 parks
+    assert u["switch"]["lookup"][0] > 0.99 and u["switch"]["root"][1] > 0.99    # head 1 finds the root
+    assert u["forward"]["lookup"][0] > 0.99 and u["forward"]["stage_bit"][1] > 0.99
+    r = roles(m, b)
+    np.testing.assert_allclose(r, [[1, 0], [0, 1]], atol=1e-3)
+    a = role_assignment(r)
+    assert (a["traverse_head"], a["control_head"]) == (0, 1) and a["strength"] > 0.99
+    # swap the heads: the assignment follows
+    with torch.no_grad():
+        m.W.copy_(m.W.flip(0))
+    assert role_assignment(roles(m, b))["traverse_head"] == 1
+
+
+def test_roles_read_each_heads_share_of_the_prediction():
+    # the prediction is the sum of the heads' shares: the node column of roles sums to the
+    # model's mean score on the right node
+    rng = np.random.default_rng(4)
+    exs = [make_example(random_tree(3, 20, rng, max_depth=4, min_depth=2), rng) for _ in range(20)]
+    m = TheoryModel(20, 2, init_std=0.5, generator=torch.Generator().manual_seed(0))
+    b = encode(exs, 20, "forward")
+    y = m(b.tokens)
+    where = b.targets >= 0
+    node_score = y[where].gather(1, b.targets[where][:, None]).mean().item()
+    fwd = b.next_stage == 1
+    assert roles(m, b)[:, 0].sum() == pytest.approx(node_score, rel=1e-5)
+    assert roles(m, b)[:, 1].sum() == pytest.approx(y[..., -1][fwd].mean().item(), rel=1e-5)
+
+
+def test_role_assignment_by_hand_and_bad_input():
+    a = role_assignment([[0.5, 0.5], [0.5, 0.5]])
+    assert a["strength"] == 0.0
+    a = role_assignment([[0.2, 0.9], [0.8, 0.1]])
+    assert (a["traverse_head"], a["control_head"]) == (1, 0) and a["strength"] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="roles must have shape"):
+        role_assignment([[1.0, 0.0]])
+
+
+def test_zero_init_heads_stay_identical_and_random_init_differs():
+    from helpers.tree_cot.train import theory_batch
+    for std, identical in ((0.0, True), (0.1, False)):
+        m = TheoryModel(25, 2, init_std=std, generator=torch.Generator().manual_seed(1))
+        opt = torch.optim.SGD(m.parameters(), lr=0.2)
+        for s in range(5):
+            loss = mse_loss(m, theory_batch("forward", 32, np.random.default_rng(s)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert ((m.W[0] - m.W[1]).abs().max().item() == 0.0) == identical
+    with pytest.raises(ValueError, match="init_std"):
+        TheoryModel(10, 2, init_std=-1.0)
+    with pytest.raises(ValueError, match="n_heads"):
+        TheoryModel(10, 5)
+
+
+def test_block_summary_reads_the_construction():
+    m = construction(12, "forward", lam=20.0)
+    bs = block_summary(m)
+    assert bs["child_is_me"] == [20.0, 20.0] and bs["parent_is_me"] == [0.0, 0.0]
+    # rows: key kinds edge, root, bwd, fwd, bos; columns: query kinds bwd, fwd
+    assert bs["kind"][0][0] == [10.0, -20.0]   # head 0 prefers edges when climbing, avoids them descending
+    assert bs["kind"][1][4] == [10.0, 0.0]     # head 1 parks on BOS when climbing
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +401,7 @@ def test_transformer_shapes_and_loss():
     m = TreeTransformer(cfg)
     b = perfect_batch(2, 2, 12, 4, np.random.default_rng(0), "forward")
     logits, att = m(b.tokens, return_attention=True)
-    assert logits.shape == (4, b.tokens.shape[1], 13)
+    assert logits.shape == (4, b.tokens.shape[1], 14)  # 12 labels, END, the stage logit
     assert len(att) == 2 and att[0].shape == (4, 2, b.tokens.shape[1], b.tokens.shape[1])
     assert torch.allclose(att[0].sum(-1), torch.ones(4, 2, b.tokens.shape[1]))
     assert torch.isfinite(ce_loss(m, b))
@@ -274,7 +418,7 @@ def test_filter_sort_format_by_hand():
     assert ex.answer == [0, 3, 5]
     assert filter_sort_target(ex, 8, "cot") == [5, 3, 0, 8, 0, 3, 5, 8]
     assert filter_sort_target(ex, 8, "direct") == [0, 3, 5, 8]
-    toks, tgt, stage, key = filter_sort_sequence(ex, 8, "cot")
+    toks, tgt, stage, _, key, _ = filter_sort_sequence(ex, 8, "cot")
     assert toks[6:10] == [(5, 1, BWD), (3, 1, BWD), (0, 1, BWD), (9, 9, FWD)]
     assert tgt[5:13] == [5, 3, 0, 8, 0, 3, 5, 8] and key[5] == 1  # the item holding 5
     enc = filter_sort_encode([ex], 8, "direct")
@@ -318,14 +462,30 @@ def test_exercise_checkers_accept_the_constructions_and_explain_mistakes():
     with pytest.raises(ExerciseError, match=r"shape \(D, D\)"):
         check_backward_construction(lambda V, lam: torch.zeros(3, 3))
 
+    def no_edge_preference(V, lam):
+        m = TheoryModel(V, 1)
+        W = torch.zeros(m.D, m.D)
+        W[m.slot("b"), m.slot("b")][:V, :V] = lam * torch.eye(V)
+        return W
+
+    with pytest.raises(ExerciseError, match="prefer edges"):
+        check_backward_construction(no_edge_preference)
+
     def no_parking(V, lam):
         W = construction(V, "forward").W[1].clone()
-        W[-5:, -5:] = 0
-        W[-5:, -5:][2, 3] = lam  # keeps the BWD-key / FWD-query preference, drops the parking
+        W[-5:, -5:][ROOT, BWD] = 2 * lam  # the ROOT marker wins over BOS while climbing
         return W
 
     with pytest.raises(ExerciseError, match="Park it on BOS"):
         check_forward_head1(no_parking)
+
+    def no_root(V, lam):
+        W = construction(V, "forward").W[1].clone()
+        W[-5:, -5:][ROOT, BWD] = -2 * lam  # the ROOT token is never found
+        return W
+
+    with pytest.raises(ExerciseError, match="does not switch at the root"):
+        check_forward_head1(no_root)
 
 
 def test_exercise_error_is_the_books_one():
@@ -341,7 +501,7 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
     out = train.store(output_root("smoke"))
     assert out.dir.parts[-3:] == (".scratch", "smoke", "tree_cot")
     table = out.load_claims()
-    assert len(table) == 12 and all(isinstance(c.holds, bool) for c in table.claims)
+    assert len(table) == len(FLIPS) and all(isinstance(c.holds, bool) for c in table.claims)
     assert {c.kind for c in table.claims} == {"paper", "extension"}
     assert out.read_run()["mode"] == "smoke"
     metrics = out.load_json("metrics.json")
@@ -359,7 +519,11 @@ def test_sizes_per_mode():
         stored = s.as_metrics()
         assert stored["theory_steps"] == {"backward": s.theory_steps("backward"), "forward": s.theory_steps("forward")}
         assert stored["std_steps"] == {"forward": s.cot_steps, "direct": s.direct_steps}
-        assert stored["seeds"] == list(s.seeds) and stored["fs_test"] == s.fs_test
+        assert stored["std_seeds"] == list(s.std_seeds) and stored["broken_seeds"] == list(s.broken_seeds)
+        assert stored["fs_test"] == s.fs_test and 0 in s.seeds
+    assert len(train.sizes("full").broken_seeds) >= 5 and len(train.sizes("full").std_seeds) >= 5
+    with pytest.raises(ValueError, match="broken_seeds must hold"):
+        train.Sizes(1, 1, 1, 1, 1, (), 1, 1, 1, (0,), 1, (1,), 1, 1)
     with pytest.raises(ValueError, match="task must be one of"):
         train.sizes("smoke").theory_steps("direct")
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -380,28 +544,40 @@ def test_committed_metrics_hold_every_number_the_claims_need():
 
 def planted_metrics() -> dict:
     """A metrics dict (the layout of metrics.json, keys as JSON strings) under which every claim holds."""
-    forward_log = {"specialisation": [[[0.9, 0.01], [0.02, 0.95]]], "h": []}
     usage = {"backward": {"lookup": [0.9, 0.1], "bos": [0.0, 0.5]},
              "forward": {"lookup": [0.1, 0.8], "bos": [0.7, 0.0]}}
-    robust = {"depth": {"1": 1.0, "10": 0.99}, "branching": {"1": 1.0, "6": 0.98}, "size": {"8": 1.0, "32": 0.97},
-              "distractors": {"0": 1.0, "12": 0.96}}
+    def robust():  # a fresh dict each time (a deep copy keeps shared objects shared)
+        return {"depth": {"1": 1.0, "10": 0.99}, "branching": {"1": 1.0, "6": 0.98},
+                "size": {"8": 1.0, "32": 0.97}, "distractors": {"0": 1.0, "12": 0.96}}
+
+    def direct_depth():
+        return {"depth": {"1": 0.9, "10": 0.3}}
+
+    def broken(seed, roles, phases):
+        return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0}, "log": {"roles": [roles]}, "phases": phases}
+
+    phases = {"climb": 2400, "switch": 1200, "descend": 600, "division": 3000,
+              "order": ["descend", "switch", "climb", "division"]}
+    cot_run = {"final": {"exact": 0.999, "by_depth": {"1": 1.0, "3": 1.0, "5": 0.99}}, "log": {"usage": [usage]}}
+    direct_run = {"final": {"by_depth": {"1": 0.95, "3": 0.4, "5": 0.2}}}
     return {
         "sizes": {"test": 2000, "robust_n": 1000, "fs_test": 2000, "theory_steps": {"backward": 2000, "forward": 6000}},
         "theory": {
-            "backward": {"runs": [{"final": {"exact": 1.0}, "log": {"h": [{"diag": 8.0, "offdiag_max": 0.5}]}},
-                                  {"final": {"exact": 0.995}, "log": {"h": [{"diag": 7.0, "offdiag_max": 0.6}]}}]},
-            "forward": {"runs": [{"final": {"exact": 1.0}, "log": forward_log,
-                                  "phases": {"forward_solved": 600, "backward_solved": 3000}},
-                                 {"final": {"exact": 0.999}, "log": forward_log,
-                                  "phases": {"forward_solved": 800, "backward_solved": 4000}}]},
+            "backward": {"runs": [{"final": {"exact": 1.0}, "log": {"h": [{"diag": 8.0, "offdiag_max": 0.5}]}}]},
+            "forward": {"runs": [{"final": {"exact": 1.0, "switch": 1.0}, "log": {"head_difference": [0.0]},
+                                  "phases": phases}]},
+            "forward_broken": {"init_std": 0.1, "runs": [broken(1, [[0.9, 0.1], [0.1, 0.9]], phases),
+                                                         broken(2, [[0.2, 0.95], [0.85, 0.05]], phases)]},
         },
         "standard": {
-            "cot": {"final": {"exact": 0.999, "by_depth": {"1": 1.0, "3": 1.0, "5": 0.99}}, "usage": [usage]},
-            "direct": {"1": {"final": {"by_depth": {"1": 0.95, "3": 0.4, "5": 0.2}}},
-                       "2": {"final": {"by_depth": {"1": 0.99, "3": 0.6, "5": 0.3}}}},
+            "cot": {"runs": [cot_run, cot_run]},
+            "direct": {"1": {"runs": [direct_run, direct_run]},
+                       "2": {"runs": [{"final": {"by_depth": {"1": 0.99, "3": 0.6, "5": 0.3}}}]}},
             "baseline_random_child": {"1": 0.5, "3": 0.1, "5": 0.02},
         },
-        "robustness": {"standard_cot": robust, "theory_backward": robust, "theory_forward": robust},
+        "robustness": {"standard_cot": {"0": robust(), "1": robust()},
+                       "standard_direct": {"0": direct_depth(), "1": direct_depth()},
+                       "theory_backward": {"0": robust()}, "theory_forward": {"0": robust()}},
         "filter_sort": {"cot": {"exact": [0.0, 0.99]}, "direct": {"exact": [0.0, 0.1]}},
     }
 
@@ -423,27 +599,33 @@ def _set(metrics: dict, path: str, value) -> dict:
 
 # one perturbation per claim: the claim's id, the entry to change, a value just past the pass mark
 FLIPS = [
-    ("theory_backward_generalises", "theory/backward/runs/1/final/exact", claims.MIN_EXACT - 0.001),
+    ("theory_backward_generalises", "theory/backward/runs/0/final/exact", claims.MIN_EXACT - 0.001),
     ("theory_backward_H_diagonal", "theory/backward/runs/0/log/h/0", {"diag": 2.4, "offdiag_max": 0.5}),
-    ("theory_forward_generalises", "theory/forward/runs/0/final/exact", claims.MIN_EXACT - 0.001),
-    ("theory_forward_heads_specialise", "theory/forward/runs/1/log",
-     {"specialisation": [[[0.9, 0.06], [0.02, 0.95]]]}),  # the climbing head leaks 0.06 > 0.05 into descending
-    ("theory_forward_phases", "theory/forward/runs/1/phases", {"forward_solved": 800, "backward_solved": 1900}),
-    ("standard_cot_solves_forward", "standard/cot/final/exact", 0.98),
-    ("standard_direct_fails_with_depth", "standard/direct/1/final/by_depth/1", 0.45),  # drop 0.25 < 0.3
-    ("standard_heads_do_lookups", "standard/cot/usage/0/forward/lookup", [0.1, 0.49]),
-    ("robust[standard_cot]", "robustness/standard_cot", {"depth": {"1": 1.0, "10": 0.94}}),
-    ("robust[theory_backward]", "robustness/theory_backward", {"size": {"32": 0.9}}),
-    ("robust[theory_forward]", "robustness/theory_forward", {"distractors": {"12": 0.5}}),
+    ("theory_forward_generalises", "theory/forward/runs/0/final/switch", claims.MIN_SWITCH - 0.001),
+    ("zero_init_heads_identical", "theory/forward/runs/0/log/head_difference/0", 1e-3),
+    # seed 2's division: the traversal head supplies only 0.45 more of the node prediction
+    ("theory_forward_heads_specialise", "theory/forward_broken/runs/1/log/roles/0", [[0.3, 0.95], [0.75, 0.05]]),
+    ("theory_forward_phases", "theory/forward_broken/runs/1/phases",
+     {"climb": 1600, "switch": 1200, "descend": 600, "division": None, "order": []}),  # 1000 / 6000 < 0.2
+    ("standard_cot_solves_forward", "standard/cot/runs/1/final/exact", 0.98),
+    ("standard_direct_fails_with_depth", "standard/direct/1/runs/1/final/by_depth/1", 0.45),  # drop 0.25 < 0.3
+    ("standard_heads_do_lookups", "standard/cot/runs/1/log/usage/0/forward/lookup", [0.1, 0.49]),
+    ("standard_direct_fails_on_deep_spines", "robustness/standard_direct/1/depth/10", 0.51),
+    ("robust[standard_cot]", "robustness/standard_cot/1/size/32", 0.94),
+    ("robust[theory_backward]", "robustness/theory_backward/0", {"size": {"32": 0.9}}),
+    ("robust[theory_forward]", "robustness/theory_forward/0", {"distractors": {"12": 0.5}}),
     ("filter_sort_cot", "filter_sort/direct/exact/1", 0.6),
 ]
+
+PAPER_CLAIMS = {"theory_backward_generalises", "theory_backward_H_diagonal", "theory_forward_generalises",
+                "theory_forward_heads_specialise", "theory_forward_phases"}
 
 
 def test_planted_metrics_make_every_claim_hold():
     judged = claims.evaluate(planted_metrics())
     assert [c.id for c in judged] == [f[0] for f in FLIPS]
     assert all(c.holds for c in judged), [c.id for c in judged if not c.holds]
-    assert {c.id: c.kind for c in judged} == {f[0]: ("paper" if f[0].startswith("theory_") else "extension")
+    assert {c.id: c.kind for c in judged} == {f[0]: ("paper" if f[0] in PAPER_CLAIMS else "extension")
                                                for f in FLIPS}
     assert all(c.criterion for c in judged)
 
@@ -457,7 +639,7 @@ def test_each_claim_flips_on_its_own_number(claim_id, path, value):
 
 def test_claims_read_int_and_string_depth_keys_alike():
     m = planted_metrics()
-    as_ints = _set(m, "standard/direct", {1: {"final": {"by_depth": {1: 0.95, 3: 0.4, 5: 0.2}}}})
+    as_ints = _set(m, "standard/direct", {1: {"runs": [{"final": {"by_depth": {1: 0.95, 3: 0.4, 5: 0.2}}}] * 2}})
     a, b = claims.evaluate(m), claims.evaluate(as_ints)
     assert [c.holds for c in a] == [c.holds for c in b]
 

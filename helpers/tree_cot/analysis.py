@@ -35,123 +35,145 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .claims import PARK_MIN_BOS, PHASE_SOLVED_ACCURACY
+from .claims import MIN_ROLE_GAP, PHASE_SOLVED_ACCURACY
 from .data import (BOS, BWD, EDGE, FWD, PAD, ROOT, Encoded, Example, FilterSortExample, check_filter_sort_task,
-                   check_task, encode, filter_sort_prompt)
+                   check_task, encode, filter_sort_prompt, prompt, step_token, target_steps)
 
 
-def target_sequence(ex: Example, vocab: int, task: str) -> list[int]:
-    """What a perfect model emits for ``ex``: nodes, with END closing each stage."""
-    check_task(task)
-    END = vocab
-    out = []
-    if task != "direct":
-        out += ex.backward[1:] + [END]
-    if task != "backward":
-        out += ex.forward[1:] + [END]
-    return out
+def target_sequence(ex: Example, vocab: int, task: str) -> list[tuple[int, int]]:
+    """What a perfect model emits for ``ex``: ``(node, stage)`` pairs (stage 0 backward, 1 forward),
+    END last. In the forward task the stage turns to 1 at the root's prediction (the first node down)."""
+    return target_steps(ex.backward, vocab, task)
 
 
-def _prefix(ex: Example, vocab: int, task: str) -> list[tuple[int, int, int]]:
-    END, EMPTY = vocab, vocab + 1
-    toks = [(EMPTY, EMPTY, BOS)] + [(p, c, EDGE) for p, c in ex.edges] + [(END, ex.root, ROOT), (ex.goal, END, BWD)]
-    if task == "direct":
-        toks.append((ex.root, EMPTY, FWD))
-    return toks
+def _predict(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, 3) tokens → the greedy next node (B, T) and the predicted next stage (B, T) in {0, 1}."""
+    scores = model(tokens)
+    S = model.vocab + 1
+    return scores[..., :S].argmax(-1), (scores[..., S] > model.stage_threshold).long()
 
 
 @torch.no_grad()
-def next_nodes(model, seqs: list[list[tuple[int, int, int]]], vocab: int, device) -> list[int]:
-    """The model's greedy next output after the last token of each sequence (padded into one batch)."""
+def next_steps(model, seqs: list[list[tuple[int, int, int]]], vocab: int, device) -> list[tuple[int, int]]:
+    """The model's greedy prediction ``(node, stage)`` after the last token of each sequence (one padded batch)."""
     T = max(len(s) for s in seqs)
     tokens = np.empty((len(seqs), T, 3), dtype=np.int64)
     tokens[:] = (vocab + 1, vocab + 1, PAD)
     for r, s in enumerate(seqs):
         tokens[r, :len(s)] = s
     last = torch.tensor([len(s) - 1 for s in seqs], device=device)
-    scores = model(torch.from_numpy(tokens).to(device))
-    return scores[torch.arange(len(seqs), device=device), last].argmax(-1).tolist()
+    node, stage = _predict(model, torch.from_numpy(tokens).to(device))
+    rows = torch.arange(len(seqs), device=device)
+    return list(zip(node[rows, last].tolist(), stage[rows, last].tolist()))
+
+
+def next_nodes(model, seqs: list[list[tuple[int, int, int]]], vocab: int, device) -> list[int]:
+    """The model's greedy next node (or END) after the last token of each sequence."""
+    return [v for v, _ in next_steps(model, seqs, vocab, device)]
 
 
 @torch.no_grad()
 def greedy_decode(model, examples: list[Example], vocab: int, task: str, *, max_steps: int | None = None,
-                  batch_size: int = 512, device=None) -> list[list[int]]:
-    """Generate each example's output greedily; returns the emitted sequences (END included).
+                  batch_size: int = 512, device=None) -> list[list[tuple[int, int]]]:
+    """Generate each example's output greedily; returns the emitted ``(node, stage)`` pairs (END included).
 
-    The format's rules: a node ``v`` emitted at node ``u`` appends the token ``(v, u, stage)``;
-    END in the backward stage of the forward task appends the STAGE token ``(root, ·, FWD)``;
-    END otherwise stops. ``max_steps`` (default: 2·(number of edges + 2)) bounds a model that never
-    says END.
+    A pure loop over the model's own predictions after the prompt
+    (:func:`~helpers.tree_cot.data.prompt`): at each step the model predicts a node ``v`` and
+    (forward task) a stage ``s``; the decoder appends :func:`~helpers.tree_cot.data.step_token`
+    ``(u, v, BWD)`` or ``(·, v, FWD)`` — ``u`` is the current node, the last token's slot b — and
+    stops at END. Nothing is inserted and no stage is decided by the decoder: a model that never
+    predicts the forward stage never switches. In the one-stage tasks the stage is fixed (backward:
+    0, direct: 1) and the model's stage output is not read. ``max_steps`` (default: 2·(number of
+    edges + 2)) bounds a model that never says END.
     """
     check_task(task)
     if not examples:
         raise ValueError("examples must be a non-empty list")
     device = device or next(model.parameters()).device
-    out: list[list[int]] = []
+    out: list[list[tuple[int, int]]] = []
     for start in range(0, len(examples), batch_size):
         out += _decode_chunk(model, examples[start:start + batch_size], vocab, task, max_steps, device)
     return out
 
 
 def greedy_loop(model, seqs: list[list[tuple[int, int, int]]], vocab: int, limit: int, device,
-                append) -> list[list[int]]:
+                append, predict=next_nodes) -> list[list]:
     """Run greedy generation on all ``seqs`` at once for at most ``limit`` steps.
 
-    After each step, ``append(i, v)`` receives sequence ``i``'s output ``v``, extends ``seqs[i]``
-    by the format's rule and returns whether sequence ``i`` goes on. Returns the emitted outputs.
+    After each step, ``append(i, p)`` receives sequence ``i``'s prediction ``p`` (from ``predict``:
+    a node by default), extends ``seqs[i]`` by the format's rule and returns whether sequence ``i``
+    goes on. Returns the emitted predictions.
     """
-    emitted: list[list[int]] = [[] for _ in seqs]
+    emitted: list[list] = [[] for _ in seqs]
     live = list(range(len(seqs)))
     for _ in range(limit):
         if not live:
             break
-        pred = next_nodes(model, [seqs[i] for i in live], vocab, device)
+        pred = predict(model, [seqs[i] for i in live], vocab, device)
         still = []
-        for i, v in zip(live, pred):
-            emitted[i].append(v)
-            if append(i, v):
+        for i, p in zip(live, pred):
+            emitted[i].append(p)
+            if append(i, p):
                 still.append(i)
         live = still
     return emitted
 
 
 def _decode_chunk(model, examples, vocab, task, max_steps, device):
-    END, EMPTY = vocab, vocab + 1
-    seqs = [_prefix(ex, vocab, task) for ex in examples]
-    cur = [ex.goal if task != "direct" else ex.root for ex in examples]
-    stage = [BWD if task != "direct" else FWD for _ in examples]
+    END = vocab
+    seqs = [prompt(ex.edges, ex.root, ex.goal, vocab, task) for ex in examples]
+    fixed = {"backward": 0, "direct": 1}.get(task)  # one-stage tasks: the stage is the task's
+    emitted: list[list[tuple[int, int]]] = [[] for _ in examples]
 
-    def append(i: int, v: int) -> bool:
+    def append(i: int, p: tuple[int, int]) -> bool:
+        v, s = p
+        s = s if fixed is None else fixed
+        emitted[i].append((v, s))
         if v == END:
-            if task == "forward" and stage[i] == BWD:
-                stage[i], cur[i] = FWD, examples[i].root
-                seqs[i].append((examples[i].root, EMPTY, FWD))
-                return True
             return False
-        seqs[i].append((v, cur[i], stage[i]))
-        cur[i] = v
+        seqs[i].append(step_token(seqs[i][-1][1], v, s, vocab))
         return True
 
     limit = max_steps or 2 * (max(len(ex.edges) for ex in examples) + 2)
-    return greedy_loop(model, seqs, vocab, limit, device, append)
+    greedy_loop(model, seqs, vocab, limit, device, append, predict=next_steps)
+    return emitted
 
 
-def exact_path_accuracy(emitted: list[list[int]], examples: list[Example], vocab: int, task: str) -> np.ndarray:
-    """(n,) bool: whether each emitted sequence equals the target sequence."""
-    return np.array([e == target_sequence(ex, vocab, task) for e, ex in zip(emitted, examples)])
+def exact_path_accuracy(emitted: list[list[tuple[int, int]]], examples: list[Example], vocab: int,
+                        task: str) -> np.ndarray:
+    """(n,) bool: whether each emitted sequence — nodes and stages — equals the target sequence."""
+    return np.array([list(e) == target_sequence(ex, vocab, task) for e, ex in zip(emitted, examples)])
+
+
+def stage_switch_accuracy(emitted: list[list[tuple[int, int]]], examples: list[Example]) -> np.ndarray:
+    """(n,) bool, forward task: whether the model switched to the forward stage exactly at the root —
+    its predictions stay backward for the ``L − 1`` climbing steps that reach the root and turn
+    forward at the root's prediction (whatever nodes it emitted)."""
+    out = []
+    for e, ex in zip(emitted, examples):
+        stages = [s for _, s in e]
+        L = ex.depth
+        out.append(len(stages) > L and stages[:L] == [0] * L and stages[L] == 1)
+    return np.array(out)
 
 
 @torch.no_grad()
 def per_step_accuracy(model, batch: Encoded) -> dict:
-    """Teacher-forced accuracy: overall, per stage (backward/forward) and per depth."""
-    scores = model(batch.tokens)
+    """Teacher-forced accuracy of the node: overall, per stage (backward/forward); and of the stage
+    prediction, where the task has one (``"stage"``) and at the switch itself (``"switch"``)."""
+    node, stage = _predict(model, batch.tokens)
     where = batch.targets >= 0
-    hit = (scores.argmax(-1) == batch.targets) & where
+    hit = (node == batch.targets) & where
     out = {"all": (hit.sum() / where.sum()).item()}
     for s, name in ((0, "backward"), (1, "forward")):
         m = batch.stage == s
         if m.any():
             out[name] = (hit[m].sum() / m.sum()).item()
+    has = batch.next_stage >= 0
+    if has.any():
+        out["stage"] = (stage[has] == batch.next_stage[has]).float().mean().item()
+        sw = batch.marker >= 0
+        out["switch"] = (stage[sw] == 1).float().mean().item()
     return out
 
 
@@ -164,7 +186,8 @@ def by_depth(correct: np.ndarray, depths) -> dict[int, float]:
 
 
 def evaluate(model, examples: list[Example], vocab: int, task: str, **kw) -> dict:
-    """Exact-path accuracy (overall and by depth) and teacher-forced per-step accuracy."""
+    """Exact-path accuracy (overall and by depth), teacher-forced per-step accuracy and, for the
+    forward task, the stage-switch accuracy (:func:`stage_switch_accuracy`) of free generation."""
     model_was_training = getattr(model, "training", False)
     model.eval()
     emitted = greedy_decode(model, examples, vocab, task, **kw)
@@ -175,8 +198,11 @@ def evaluate(model, examples: list[Example], vocab: int, task: str, **kw) -> dic
              for i in range(0, len(examples), 512)]
     sizes = [len(examples[i:i + 512]) for i in range(0, len(examples), 512)]
     model.train(model_was_training)
-    return {"exact": float(correct.mean()), "by_depth": by_depth(correct, depths),
-            "per_step": float(np.average(steps, weights=sizes)), "n": len(examples)}
+    out = {"exact": float(correct.mean()), "by_depth": by_depth(correct, depths),
+           "per_step": float(np.average(steps, weights=sizes)), "n": len(examples)}
+    if task == "forward":
+        out["switch"] = float(stage_switch_accuracy(emitted, examples).mean())
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,22 +216,80 @@ def _attention(model, tokens: torch.Tensor, layer: int = -1) -> torch.Tensor:
 
 @torch.no_grad()
 def head_usage(model, batch: Encoded, layer: int = -1) -> dict:
-    """``{"backward"|"forward": {"lookup": [per head], "bos": [per head]}}``: mean attention of the
-    stage's queries on the correct lookup token and on BOS (queries without a lookup token are skipped)."""
+    """Where each head looks, per group of queries (mean attention, one number per head):
+
+    - ``"backward"`` (climbing, the switch excluded): on the lookup token (``"lookup"``) and on BOS;
+    - ``"switch"`` (the root's query, forward task): on the lookup token — the root's own
+      chain-of-thought token, which holds the first node down — and on the ROOT marker (``"root"``);
+    - ``"forward"`` (descending): on the lookup token, on BOS, and on tokens that carry the stage
+      bit (``"stage_bit"``: ROOT and forward-stage tokens).
+
+    Groups without queries (e.g. ``"switch"`` in the backward task) are left out.
+    """
     att = _attention(model, batch.tokens, layer)
-    B, H, T, _ = att.shape
+    kind = batch.tokens[..., 2]
     out = {}
-    for s, name in ((0, "backward"), (1, "forward")):
-        where = (batch.stage == s) & (batch.key >= 0)
+    groups = (("backward", (batch.stage == 0) & (batch.marker < 0)), ("switch", batch.marker >= 0),
+              ("forward", batch.stage == 1))
+    for name, where in groups:
+        where = where & (batch.key >= 0)
         if not where.any():
             continue
         bi, qi = where.nonzero(as_tuple=True)
-        ki = batch.key[bi, qi]
-        lookup = att[bi, :, qi, ki]  # (n, H)
-        bos_pos = (batch.tokens[..., 2] == BOS).float().argmax(1)[bi]
-        bos = att[bi, :, qi, bos_pos]
-        out[name] = {"lookup": lookup.mean(0).tolist(), "bos": bos.mean(0).tolist()}
+        a = att[bi, :, qi, :]  # (n, H, T)
+        rows = torch.arange(len(bi), device=a.device)
+        g = {"lookup": a[rows, :, batch.key[bi, qi]].mean(0).tolist()}
+        if name == "switch":
+            g["root"] = a[rows, :, batch.marker[bi, qi]].mean(0).tolist()
+        else:
+            g["bos"] = (a * (kind[bi] == BOS)[:, None, :]).sum(-1).mean(0).tolist()
+        if name == "forward":
+            bit = (kind[bi] == ROOT) | (kind[bi] == FWD)
+            g["stage_bit"] = (a * bit[:, None, :]).sum(-1).mean(0).tolist()
+        out[name] = g
     return out
+
+
+@torch.no_grad()
+def roles(model, batch: Encoded) -> np.ndarray:
+    """(n_heads, 2): how much each head of the theory model **traverses** and how much it
+    **controls the stage**, read off the prediction itself.
+
+    The theory model's prediction is a sum over heads, ``ŷ = Σ_h ŷ_h`` with ``ŷ_h = Σ_k att^h_k R x_k``,
+    so each head's share of it can be read exactly. Traverse = head ``h``'s mean contribution to
+    the correct node's score over all predictions; control = its mean contribution to the stage
+    score where the next token is forward (the switch and the descent). Each column sums to about 1
+    over the heads of a model that predicts well: (1, 0) / (0, 1) is a clean division of labour,
+    (½, ½) / (½, ½) two heads doing the same."""
+    _, att = model(batch.tokens, return_attention=True)  # (B, H, T, T)
+    parts = att @ model.readout(model.embed(batch.tokens))[:, None]  # (B, H, T, N+2): ŷ_h
+    where = batch.targets >= 0
+    bi, qi = where.nonzero(as_tuple=True)
+    node = parts[bi, :, qi, batch.targets[bi, qi]].mean(0)  # (H,)
+    fwd = batch.next_stage == 1
+    if fwd.any():
+        bi, qi = fwd.nonzero(as_tuple=True)
+        stage = parts[bi, :, qi, -1].mean(0)
+    else:
+        stage = torch.full_like(node, float("nan"))
+    return torch.stack([node, stage], 1).cpu().numpy()
+
+
+def role_assignment(r) -> dict:
+    """Which head traverses and which controls the stage, from :func:`roles` ``(n_heads, 2)``:
+    the traversal head is the one that traverses most, the stage-control head the one of the
+    others that controls most. ``strength`` = min(traverse gap, control gap) between the two
+    heads, about 1 for a clean division of labour, about 0 for two heads doing the same, negative
+    when one head does most of both."""
+    r = np.asarray(r, dtype=float)
+    if r.ndim != 2 or r.shape[1] != 2 or r.shape[0] < 2:
+        raise ValueError(f"roles must have shape (n_heads >= 2, 2); got {r.shape}")
+    t = int(np.nanargmax(r[:, 0]))
+    others = [h for h in range(r.shape[0]) if h != t]
+    c = others[int(np.nanargmax(r[others, 1]))]
+    strength = float(min(r[t, 0] - r[c, 0], r[c, 1] - r[t, 1]))
+    return {"traverse_head": t, "control_head": c, "strength": strength,
+            "traverse": r[:, 0].tolist(), "control": r[:, 1].tolist()}
 
 
 def specialisation(usage: dict) -> np.ndarray:
@@ -224,6 +308,34 @@ def h_summary(model) -> dict:
     return {"diag": H.diag().mean().item(), "offdiag": off.mean().item(), "offdiag_max": off.abs().max().item()}
 
 
+KEY_KINDS = ("edge", "root", "bwd", "fwd", "bos")  # rows of the kind × kind block
+QUERY_KINDS = ("bwd", "fwd")                       # the query kinds that predict
+
+
+@torch.no_grad()
+def block_summary(model) -> dict:
+    """The entries of each head's key–query blocks that the constructions use, per head:
+
+    - ``"child_is_me"``: mean diagonal of ``W_h[b, b]`` (node part) — "attend to the token whose
+      slot b is my current node": the edge whose child is me when climbing, my own
+      chain-of-thought token when descending (the paper's ``H`` for one head);
+    - ``"parent_is_me"``: mean diagonal of ``W_h[a, b]`` — "attend to the edges whose parent is
+      me" (a descent through the edge list, which the constructions do not use);
+    - ``"kind"``: ``W_h[kind, kind]`` for key kinds :data:`KEY_KINDS` × query kinds
+      :data:`QUERY_KINDS` — which tokens each stage prefers (e.g. edges when climbing, the ROOT
+      marker: the stage detection).
+    """
+    N = model.vocab
+    out = {"child_is_me": [], "parent_is_me": [], "kind": []}
+    q_idx = [("edge", "root", "bwd", "fwd", "bos").index(k) for k in QUERY_KINDS]
+    for h in range(model.n_heads):
+        out["child_is_me"].append(model.block(h, "b", "b")[:N, :N].diag().mean().item())
+        out["parent_is_me"].append(model.block(h, "a", "b")[:N, :N].diag().mean().item())
+        K = model.block(h, "kind", "kind")
+        out["kind"].append(K[:, q_idx].cpu().tolist())
+    return out
+
+
 @torch.no_grad()
 def attention_for_example(model, batch: Encoded, i: int = 0, layer: int = -1) -> dict:
     """Example ``i``'s attention (n_heads, queries, T) for the positions that predict something,
@@ -235,43 +347,62 @@ def attention_for_example(model, batch: Encoded, i: int = 0, layer: int = -1) ->
     q = q[q < T]
     return {"att": att[:, q, :T].cpu().numpy(), "queries": q.tolist(), "tokens": tokens[0, :T].tolist(),
             "targets": batch.targets[i, q].tolist(), "keys": batch.key[i, q].tolist(),
-            "stage": batch.stage[i, q].tolist()}
+            "stage": batch.stage[i, q].tolist(), "next_stage": batch.next_stage[i, q].tolist()}
 
 
 def token_label(tok, vocab: int) -> str:
-    """A short label for a token ``(a, b, kind)``: ``p→c`` for an edge, ``ROOT r``, ``v←u`` on paths."""
+    """A short label for a token ``(a, b, kind)``: ``p→c`` for an edge, ``ROOT r``, ``u↑v`` for a
+    climbing step from u to v, ``↓v`` for a descending one, ``GOAL g``."""
     a, b, kind = tok
     name = lambda x: "END" if x == vocab else ("·" if x == vocab + 1 else str(x))
-    return {0: f"{name(a)}→{name(b)}", 1: f"ROOT {name(b)}", 2: f"{name(a)}↑", 3: f"{name(a)}↓", 4: "BOS",
-            5: ""}[kind]
+    if kind == BWD and a == vocab:
+        return f"GOAL {name(b)}"
+    return {0: f"{name(a)}→{name(b)}", 1: f"ROOT {name(b)}", 2: f"{name(a)}↑{name(b)}", 3: f"↓{name(b)}",
+            4: "BOS", 5: ""}[kind]
+
+
+def steps_text(emitted: list[tuple[int, int]], vocab: int) -> str:
+    """A generated sequence as a reader would write it: ``3 ↑ 7 ↑ 1 | ↓ 7 ↓ 3 ↓ END``, with ``|``
+    where the model switched to the forward stage."""
+    out, prev = [], 0
+    for v, s in emitted:
+        if s == 1 and prev == 0 and out:
+            out.append("|")
+        out.append(("↑ " if s == 0 else "↓ ") + ("END" if v == vocab else str(v)))
+        prev = s
+    return " ".join(out)
 
 
 # --------------------------------------------------------------------------------------------
 # phases, baselines, robustness
 
 
-def phases(log: dict, threshold: float = PHASE_SOLVED_ACCURACY, park: float = PARK_MIN_BOS) -> dict:
-    """When each stage is solved (teacher-forced accuracy ≥ ``threshold``) and when each head
-    parks on BOS in the stage it does not serve (BOS attention ≥ ``park``), from a forward-task log of
-    :func:`~helpers.tree_cot.train.train_theory` (keys ``step``, ``forward``, ``backward``,
-    ``specialisation``, ``usage``). Steps are None where it never happens."""
+def phases(log: dict, threshold: float = PHASE_SOLVED_ACCURACY, strength: float = MIN_ROLE_GAP) -> dict:
+    """When each part of the forward task is learned, from a forward-task log of
+    :func:`~helpers.tree_cot.train.train_theory` (keys ``step``, ``backward``, ``forward``, ``switch``,
+    ``roles``): the first checkpoint at which teacher-forced accuracy reaches ``threshold`` for
+    climbing (``"climb"``), the stage switch at the root (``"switch"``) and descending
+    (``"descend"``), and at which the heads' division of labour reaches ``strength``
+    (``"division"``, :func:`role_assignment`); None where it never happens. ``"order"`` lists the
+    parts that happen, by step (ties share a step)."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1]; got {threshold}")
-    if not 0 < park <= 1:
-        raise ValueError(f"park must be in (0, 1]; got {park}")
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength must be in (0, 1]; got {strength}")
     steps = log["step"]
 
     def first(values, ok):
-        return next((s for s, v in zip(steps, values) if ok(v)), None)
+        return next((s for s, v in zip(steps, values) if v is not None and ok(v)), None)
 
-    out = {"forward_solved": first(log["forward"], lambda v: v >= threshold),
-           "backward_solved": first(log["backward"], lambda v: v >= threshold)}
-    final = np.array(log["specialisation"][-1])  # (heads, stages)
-    for h in range(final.shape[0]):
-        serves = "backward" if final[h, 0] >= final[h, 1] else "forward"
-        other = "forward" if serves == "backward" else "backward"
-        out[f"head{h}_serves"] = serves
-        out[f"head{h}_parks_in_{other}"] = first([u[other]["bos"][h] for u in log["usage"]], lambda v: v >= park)
+    out = {"climb": first(log["backward"], lambda v: v >= threshold),
+           "switch": first(log["switch"], lambda v: v >= threshold),
+           "descend": first(log["forward"], lambda v: v >= threshold)}
+    if np.asarray(log["roles"][-1]).shape[0] >= 2:
+        out["division"] = first([role_assignment(r)["strength"] for r in log["roles"]], lambda v: v >= strength)
+    else:
+        out["division"] = None
+    happened = sorted((v, k) for k, v in out.items() if v is not None)
+    out["order"] = [k for _, k in happened]
     return out
 
 

@@ -25,11 +25,14 @@ from ..claims import Claim
 
 MIN_EXACT = 0.99             # exact-path accuracy on unseen trees that counts as "solves the task"
 MIN_H_RATIO = 5.0            # H's mean diagonal over its largest |off-diagonal| entry
-MIN_LOOKUP = 0.5             # attention on the lookup token of the head that serves a stage
-MAX_CROSS_LOOKUP = 0.05      # that head's attention on the lookup token in the other stage
+MIN_LOOKUP = 0.5             # standard model: attention on the lookup token of the head that serves a stage
+MIN_SWITCH = 0.99            # stage-switch accuracy (free generation: forward exactly at the root) on unseen trees
+MAX_HEAD_DIFFERENCE = 1e-6   # max |W_0 − W_1| below which the two heads count as identical
 PHASE_SOLVED_ACCURACY = 0.99  # teacher-forced accuracy at which a stage counts as learned
-PARK_MIN_BOS = 0.5           # attention on BOS at which a head counts as parked
-MIN_PHASE_GAP = 0.2          # the two stages are learned at least this fraction of training apart
+MIN_ROLE_GAP = 0.5           # division of labour: the traversal head traverses, and the stage-control head
+                             # controls, at least this much more than the other (roles in [0, 1])
+MIN_PHASE_GAP = 0.2          # the first and the last part of the forward task are learned at least this
+                             # fraction of training apart (parts: climbing, the switch, descending)
 MAX_DIRECT_RATIO = 0.5       # at the deepest depth, direct accuracy is at most this × the CoT accuracy
 MIN_DIRECT_DROP = 0.3        # direct accuracy falls by at least this from the shallowest to the deepest depth
 MIN_ROBUST = 0.95            # exact-path accuracy at every value of every robustness axis
@@ -66,126 +69,157 @@ def _floats(values: Sequence, name: str) -> list[float]:
     return [float(v) for v in values]
 
 
-def _spec(s) -> np.ndarray:
-    s = np.array(s, dtype=float)
-    if s.ndim != 2 or s.shape[1] != 2:
-        raise ValueError(f"attention on the lookup token must be (heads, 2) [backward, forward]; got shape {s.shape}")
-    return s
-
-
 # -------------------------------------------------------------------------------- the theory models
 
-def theory_backward_generalises(exact: Sequence[float], n_test: int) -> Claim:
-    """Exact-path accuracy of the one-head theory model on ``n_test`` unseen random trees, per seed."""
-    exact = _floats(exact, "exact")
+def theory_backward_generalises(exact: float, n_test: int) -> Claim:
+    """Exact-path accuracy of the zero-initialised one-head theory model on ``n_test`` unseen random trees."""
     return Claim(
         "theory_backward_generalises",
         "A one-layer transformer trained by gradient descent provably solves the backward reasoning task (output "
         "the path from a goal node to the root) with generalisation to unseen trees — here the paper's one-head "
         "model (key–query matrix only, squared loss, zero initialisation) trained on perfect binary trees and "
         "tested on random trees", ABSTRACT_GENERALISES,
-        {"exact-path accuracy per seed": exact, "test trees": n_test},
-        min(exact) >= MIN_EXACT, f"exact-path accuracy >= {MIN_EXACT:.0%} for every seed")
+        {"exact-path accuracy": float(exact), "test trees": n_test},
+        float(exact) >= MIN_EXACT, f"exact-path accuracy >= {MIN_EXACT:.0%} (one run: from zero initialisation, "
+        "other seeds change only the batches)")
 
 
-def theory_backward_H_diagonal(h_final: Sequence[Mapping[str, float]]) -> Claim:
-    """``h_final``: per seed, :func:`~helpers.tree_cot.analysis.h_summary` of the trained model."""
-    if not h_final:
-        raise ValueError("h_final must hold one H summary per seed")
-    ratio = [h["diag"] / h["offdiag_max"] if h["offdiag_max"] else float("inf") for h in h_final]
+def theory_backward_H_diagonal(h_final: Mapping[str, float]) -> Claim:
+    """``h_final``: :func:`~helpers.tree_cot.analysis.h_summary` of the trained one-head model."""
+    ratio = h_final["diag"] / h_final["offdiag_max"] if h_final["offdiag_max"] else float("inf")
     return Claim(
         "theory_backward_H_diagonal",
         "Training from zero grows the diagonal of the key–query block H (a node attends to the edge whose child is "
         "itself) while its off-diagonal entries stay small",
         f"{PAPER}, the training dynamics of the backward task (H_ii grows, H_ij stays small)",
-        {"final mean diagonal": [h["diag"] for h in h_final],
-         "final max |off-diagonal|": [h["offdiag_max"] for h in h_final], "ratio": ratio},
-        min(ratio) >= MIN_H_RATIO, f"mean diagonal >= {MIN_H_RATIO:g} × the largest |off-diagonal| entry, every seed")
+        {"final mean diagonal": h_final["diag"], "final max |off-diagonal|": h_final["offdiag_max"], "ratio": ratio},
+        ratio >= MIN_H_RATIO, f"mean diagonal >= {MIN_H_RATIO:g} × the largest |off-diagonal| entry")
 
 
-def theory_forward_generalises(exact: Sequence[float], n_test: int) -> Claim:
-    """Exact-path accuracy of the two-head theory model (whole sequence, CoT included), per seed."""
-    exact = _floats(exact, "exact")
+def theory_forward_generalises(exact: float, switch: float, n_test: int) -> Claim:
+    """Exact-path and stage-switch accuracy of the zero-initialised two-head model (free generation)."""
     return Claim(
         "theory_forward_generalises",
         "A one-layer transformer trained by gradient descent provably solves the forward reasoning task — first "
         "the goal-to-root path, then its reverse, the root-to-goal path, in a single autoregressive pass — with "
-        "generalisation to unseen trees (here the paper's two-head model)", ABSTRACT_GENERALISES,
-        {"exact-path accuracy per seed": exact, "test trees": n_test},
-        min(exact) >= MIN_EXACT, f"exact-path accuracy >= {MIN_EXACT:.0%} for every seed")
+        "generalisation to unseen trees. Here the paper's two-head model from zero initialisation, which predicts "
+        "the stage of every next token itself: the decoder appends only what the model predicted",
+        ABSTRACT_GENERALISES,
+        {"exact-path accuracy": float(exact), "stage-switch accuracy": float(switch), "test trees": n_test},
+        float(exact) >= MIN_EXACT and float(switch) >= MIN_SWITCH,
+        f"exact-path accuracy >= {MIN_EXACT:.0%} and the switch to the forward stage exactly at the root in "
+        f">= {MIN_SWITCH:.0%} of unseen trees")
 
 
-def heads_specialise(spec) -> bool:
-    """Whether each stage has its own head with >= MIN_LOOKUP attention on the lookup token, and
-    that head puts <= MAX_CROSS_LOOKUP on it in the other stage. ``spec``: (heads, 2) [backward, forward]."""
-    s = _spec(spec)
-    up, down = int(s[:, 0].argmax()), int(s[:, 1].argmax())
-    return bool(up != down and s[up, 0] >= MIN_LOOKUP and s[down, 1] >= MIN_LOOKUP
-                and s[up, 1] <= MAX_CROSS_LOOKUP and s[down, 0] <= MAX_CROSS_LOOKUP)
+def zero_init_heads_identical(max_difference: float, exact: float) -> Claim:
+    """``max_difference``: max |W_0 − W_1| of the zero-initialised forward model after training."""
+    return Claim(
+        "zero_init_heads_identical",
+        "From the paper's zero initialisation, two heads with the same readout receive identical gradients and "
+        "stay identical: no division of labour can emerge, and the model solves the task (or not) with two copies "
+        "of one head", f"our test of the setting of {PAPER} (zero initialisation) with readouts shared by the heads",
+        {"max |W_0 − W_1| after training": float(max_difference), "exact-path accuracy": float(exact)},
+        float(max_difference) <= MAX_HEAD_DIFFERENCE,
+        f"max |W_0 − W_1| <= {MAX_HEAD_DIFFERENCE:g} at the end of training", kind="extension")
 
 
-def theory_forward_heads_specialise(specs: Sequence) -> Claim:
-    """``specs``: per seed, the final attention on the lookup token, (heads, 2) [backward, forward]."""
-    if not specs:
-        raise ValueError("specs must hold one (heads, 2) array per seed")
-    specs = [_spec(s) for s in specs]
+def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], exact: Sequence[float],
+                                    init_std: float) -> Claim:
+    """``assignments``: per symmetry-broken seed, :func:`~helpers.tree_cot.analysis.role_assignment` of
+    the final roles (with ``"seed"``); ``exact``: those models' exact-path accuracy."""
+    if not assignments:
+        raise ValueError("assignments must hold one role assignment per seed")
+    exact = _floats(exact, "exact")
+    strength = [float(a["strength"]) for a in assignments]
     return Claim(
         "theory_forward_heads_specialise",
-        "In forward reasoning the attention heads learn to specialise and coordinate autonomously: one serves the "
-        "backward (climbing) stage, the other the forward (descending) stage", ABSTRACT_HEADS,
-        {"attention on the lookup token [head][backward, forward], per seed": [s.round(3).tolist() for s in specs]},
-        all(heads_specialise(s) for s in specs),
-        f"each stage has its own head with >= {MIN_LOOKUP} attention on the right token, and that head puts "
-        f"<= {MAX_CROSS_LOOKUP} on it in the other stage (every seed)")
+        "In forward reasoning the attention heads learn to specialise and coordinate autonomously: one head "
+        "traverses the tree (climbing, then descending), the other controls the stage (detects the root and "
+        "switches to the forward stage). Tested where training can choose: both heads read the same way, and a "
+        f"small random initialisation (std {init_std:g}) breaks their symmetry",
+        ABSTRACT_HEADS,
+        {"per seed": [{"seed": a.get("seed"), "traversal head": a["traverse_head"],
+                       "stage-control head": a["control_head"], "strength": round(a["strength"], 3),
+                       "traverse [head 0, head 1]": np.round(a["traverse"], 3).tolist(),
+                       "control [head 0, head 1]": np.round(a["control"], 3).tolist()} for a in assignments],
+         "exact-path accuracy per seed": exact, "seeds": len(assignments)},
+        len(assignments) >= 2 and min(strength) >= MIN_ROLE_GAP and min(exact) >= MIN_EXACT,
+        f"in every seed (>= 2 that differ), the traversal head supplies >= {MIN_ROLE_GAP:g} more of the node "
+        f"prediction and the stage-control head >= {MIN_ROLE_GAP:g} more of the stage signal than the other head "
+        f"(division strength >= {MIN_ROLE_GAP:g}), and the model solves >= {MIN_EXACT:.0%} of unseen trees")
+
+
+PHASE_PARTS = ("climb", "switch", "descend")
 
 
 def theory_forward_phases(phases: Sequence[Mapping[str, Any]], steps: int) -> Claim:
-    """``phases``: per seed, :func:`~helpers.tree_cot.analysis.phases` of the forward run; ``steps``: its length."""
+    """``phases``: per run (the zero-initialised run first, then the symmetry-broken seeds),
+    :func:`~helpers.tree_cot.analysis.phases` of the forward run (with ``"run"``); ``steps``: its length."""
     if not phases:
-        raise ValueError("phases must hold one record per seed")
+        raise ValueError("phases must hold one record per run")
     if not steps > 0:
         raise ValueError(f"steps must be > 0; got {steps}")
-    gaps = [None if p["forward_solved"] is None or p["backward_solved"] is None
-            else abs(p["backward_solved"] - p["forward_solved"]) / steps for p in phases]
+
+    def gap(p):
+        at = [p[k] for k in PHASE_PARTS]
+        return None if None in at else (max(at) - min(at)) / steps
+
+    gaps = [gap(p) for p in phases]
     return Claim(
         "theory_forward_phases",
-        "Training for forward reasoning is multi-phase: the two stages are learned at different times",
-        ABSTRACT_HEADS, {"phases per seed": list(phases), "gap / steps": gaps},
+        "Training for forward reasoning is multi-phase: the parts of the task (climbing, the stage switch, "
+        "descending) are learned at different times. The order is what we measure; the paper's order is not "
+        "available to us", ABSTRACT_HEADS,
+        {"per run": [{"run": p.get("run"), **{k: p[k] for k in (*PHASE_PARTS, "division")}, "order": p["order"]}
+                     for p in phases], "gap / steps": gaps},
         all(g is not None and g >= MIN_PHASE_GAP for g in gaps),
-        f"both stages solved (teacher-forced accuracy >= {PHASE_SOLVED_ACCURACY:.0%}), at steps at least "
-        f"{MIN_PHASE_GAP:.0%} of training apart")
+        f"in every run, all three parts solved (teacher-forced accuracy >= {PHASE_SOLVED_ACCURACY:.0%}), the first "
+        f"and the last at least {MIN_PHASE_GAP:.0%} of training apart")
 
 
 # -------------------------------------------------------------------------------- the standard transformer
 
-def standard_cot_solves_forward(exact: float, by_depth: Mapping, n_test: int) -> Claim:
-    """The one-layer standard transformer with CoT: exact-path accuracy overall and ``{depth: accuracy}``."""
+def standard_cot_solves_forward(exact: Sequence[float], by_depth: Sequence[Mapping], n_test: int) -> Claim:
+    """The one-layer standard transformer with CoT, per seed: exact-path accuracy and ``{depth: accuracy}``."""
+    exact = _floats(exact, "exact")
     return Claim(
         "standard_cot_solves_forward",
         "A standard one-layer multi-head transformer (learned embeddings, cross-entropy, Adam) trained with the "
-        "chain-of-thought format solves the forward task on unseen trees", ABSTRACT_SHALLOW,
-        {"exact-path accuracy": float(exact), "by depth": _int_keys(by_depth), "test trees": n_test},
-        float(exact) >= MIN_EXACT, f"exact-path accuracy >= {MIN_EXACT:.0%}", kind="extension")
+        "chain-of-thought format — predicting its own stage switch — solves the forward task on unseen trees, for "
+        "every seed", ABSTRACT_SHALLOW,
+        {"exact-path accuracy per seed": exact, "spread (max − min)": max(exact) - min(exact),
+         "by depth, per seed": [_int_keys(d) for d in by_depth], "test trees": n_test, "seeds": len(exact)},
+        min(exact) >= MIN_EXACT, f"exact-path accuracy >= {MIN_EXACT:.0%} for every seed", kind="extension")
 
 
-def standard_direct_fails_with_depth(direct_by_depth: Mapping, cot_by_depth: Mapping,
+def standard_direct_fails_with_depth(direct_by_depth: Sequence[Mapping], cot_by_depth: Sequence[Mapping],
                                      baseline_by_depth: Mapping | None = None) -> Claim:
-    """The one-layer model trained without CoT against the CoT model, ``{depth: accuracy}`` each
-    (``baseline_by_depth``: descending by a random child, shown for reference)."""
-    d, c = _int_keys(direct_by_depth), _int_keys(cot_by_depth)
-    deep = max(c)
-    if deep not in d:
-        raise ValueError(f"direct_by_depth lacks the deepest CoT depth {deep}; it has {sorted(d)}")
-    measured = {"direct by depth": d, "CoT by depth": c}
+    """The one-layer model trained without CoT against the CoT model, ``{depth: accuracy}`` per seed
+    (``baseline_by_depth``: the chance level of descending by a random child, shown for reference)."""
+    if not direct_by_depth or len(direct_by_depth) != len(cot_by_depth):
+        raise ValueError("direct_by_depth and cot_by_depth must hold one {depth: accuracy} per seed each")
+    d = [_int_keys(x) for x in direct_by_depth]
+    c = [_int_keys(x) for x in cot_by_depth]
+    deep = max(c[0])
+    for x in d:
+        if deep not in x:
+            raise ValueError(f"direct_by_depth lacks the deepest CoT depth {deep}; it has {sorted(x)}")
+    ok = [di[deep] <= MAX_DIRECT_RATIO * ci[deep] and di[min(di)] - di[deep] >= MIN_DIRECT_DROP for di, ci in zip(d, c)]
+    measured = {"direct at depth 1 / deepest, per seed": [[round(di[min(di)], 3), round(di[deep], 3)] for di in d],
+                "CoT at the deepest depth, per seed": [round(ci[deep], 3) for ci in c],
+                "direct by depth, per seed": d}
     if baseline_by_depth is not None:
-        measured["random-child descent by depth"] = _int_keys(baseline_by_depth)
+        base = _int_keys(baseline_by_depth)
+        measured["random-child descent (chance) by depth"] = base
+        measured["direct / chance at the deepest depth, per seed"] = [round(di[deep] / base[deep], 2) for di in d]
     return Claim(
         "standard_direct_fails_with_depth",
-        "The same model trained to emit root → goal directly (no chain of thought) fails beyond shallow depths",
+        "The same model trained to emit root → goal directly (no chain of thought) fails beyond shallow depths, "
+        "for every seed",
         ABSTRACT_SHALLOW + "; Bachmann & Nagarajan 2024 and Brinkmann et al. 2024 on direct path-finding",
-        measured, d[deep] <= MAX_DIRECT_RATIO * c[deep] and d[min(d)] - d[deep] >= MIN_DIRECT_DROP,
-        f"at the deepest test depth ({deep}) direct accuracy is at most {MAX_DIRECT_RATIO:g} × the CoT accuracy, and "
-        f"it falls by >= {MIN_DIRECT_DROP:g} from depth 1", kind="extension")
+        measured, all(ok),
+        f"for every seed, at the deepest test depth ({deep}) direct accuracy is at most {MAX_DIRECT_RATIO:g} × the "
+        f"CoT accuracy, and it falls by >= {MIN_DIRECT_DROP:g} from depth 1", kind="extension")
 
 
 def lookup_attention(usage: Mapping) -> np.ndarray:
@@ -193,33 +227,55 @@ def lookup_attention(usage: Mapping) -> np.ndarray:
     return np.array([usage["backward"]["lookup"], usage["forward"]["lookup"]], dtype=float).T
 
 
-def standard_heads_do_lookups(usage: Mapping) -> Claim:
-    """``usage``: :func:`~helpers.tree_cot.analysis.head_usage` of the trained CoT model."""
-    spec = lookup_attention(usage)
+def standard_heads_do_lookups(usages: Sequence[Mapping]) -> Claim:
+    """``usages``: per seed, :func:`~helpers.tree_cot.analysis.head_usage` of the trained CoT model."""
+    specs = [lookup_attention(u) for u in usages]
     return Claim(
         "standard_heads_do_lookups",
         "In the trained standard model, each stage has a head that attends to the token the one-step lookup needs "
-        "(the edge when climbing, the chain-of-thought token when descending)",
+        "(the edge when climbing, the chain-of-thought token when descending), for every seed",
         f"relates to {PAPER}: the constructions' heads implement these lookups",
-        {"attention on the lookup token [head][backward, forward]": spec.round(3).tolist()},
-        bool(spec[:, 0].max() >= MIN_LOOKUP and spec[:, 1].max() >= MIN_LOOKUP),
-        f"some head >= {MIN_LOOKUP} in each stage", kind="extension")
+        {"attention on the lookup token [head][backward, forward], per seed": [s.round(3).tolist() for s in specs]},
+        all(bool(s[:, 0].max() >= MIN_LOOKUP and s[:, 1].max() >= MIN_LOOKUP) for s in specs),
+        f"some head >= {MIN_LOOKUP} in each stage, every seed", kind="extension")
+
+
+def standard_direct_fails_on_deep_spines(direct_depth: Sequence[Mapping], cot_depth: Sequence[Mapping]) -> Claim:
+    """The robustness sweep's depth axis (goal at depth 1–10), per seed: ``{depth: accuracy}`` of the
+    direct and the CoT one-layer models."""
+    if not direct_depth or len(direct_depth) != len(cot_depth):
+        raise ValueError("direct_depth and cot_depth must hold one {depth: accuracy} per seed each")
+    d = [_int_keys(x) for x in direct_depth]
+    c = [_int_keys(x) for x in cot_depth]
+    deep = max(c[0])
+    return Claim(
+        "standard_direct_fails_on_deep_spines",
+        "Beyond the training depths (goals at depth up to 10), the CoT model keeps solving the task while the "
+        "direct model fails, for every seed", ABSTRACT_SHALLOW,
+        {f"direct / CoT at depth {deep}, per seed": [[round(di[deep], 3), round(ci[deep], 3)] for di, ci in zip(d, c)]},
+        all(di[deep] <= MAX_DIRECT_RATIO * ci[deep] and ci[deep] >= MIN_ROBUST for di, ci in zip(d, c)),
+        f"for every seed, at depth {deep}: CoT >= {MIN_ROBUST:.0%} and direct at most {MAX_DIRECT_RATIO:g} × CoT",
+        kind="extension")
 
 
 # -------------------------------------------------------------------------------- extensions
 
-def robust(name: str, results: Mapping[str, Mapping], n: int) -> Claim:
-    """``results``: ``{axis: {value: exact-path accuracy}}`` (:func:`~helpers.tree_cot.analysis.robustness`)."""
-    if not results:
-        raise ValueError(f"results for {name!r} must hold at least one axis")
-    worst = {axis: min(vals.values()) for axis, vals in results.items()}
+def robust(name: str, results: Mapping[Any, Mapping[str, Mapping]], n: int) -> Claim:
+    """``results``: per seed, ``{axis: {value: exact-path accuracy}}`` (:func:`~helpers.tree_cot.analysis.robustness`)."""
+    if not results or not all(results.values()):
+        raise ValueError(f"results for {name!r} must hold at least one seed with at least one axis")
+    worst: dict[str, float] = {}
+    for r in results.values():
+        for axis, vals in r.items():
+            worst[axis] = min(worst.get(axis, 1.0), min(vals.values()))
     return Claim(
         f"robust[{name}]", f"The {name.replace('_', ' ')} model keeps its accuracy on deeper, bushier, larger trees "
-        "than in training and with distractor edges",
+        "than in training and with distractor edges" + (", for every seed" if len(results) > 1 else ""),
         f"relates to {PAPER}'s generalisation to unseen trees; the book's robustness experiment",
-        {"worst exact-path accuracy per axis": worst, "trees per value": n},
+        {"worst exact-path accuracy per axis (over seeds)": worst, "trees per value": n, "seeds": len(results)},
         min(worst.values()) >= MIN_ROBUST, f">= {MIN_ROBUST:.0%} exact-path accuracy at every depth (1–10), "
-        "branching (1–6), size and number of distractors tested", kind="extension")
+        "branching (1–6), size and number of distractors tested" + (", every seed" if len(results) > 1 else ""),
+        kind="extension")
 
 
 def filter_sort_holds(cot_exact: float, direct_exact: float, min_cot: float = FS_MIN_COT) -> bool:
@@ -256,21 +312,34 @@ def _direct_one_layer(direct: Mapping) -> Mapping:
 
 def evaluate(metrics: Mapping[str, Any]) -> list[Claim]:
     """The chapter's claims from a full run's metrics (as returned by ``full_run`` or read from metrics.json)."""
+    from .analysis import role_assignment  # analysis imports this module's pass marks
+
     sizes = metrics["sizes"]
     theory, std = metrics["theory"], metrics["standard"]
-    back, fwd = theory["backward"]["runs"], theory["forward"]["runs"]
+    back, fwd = theory["backward"]["runs"][0], theory["forward"]["runs"][0]
+    broken = theory["forward_broken"]["runs"]
+    assignments = [{"seed": r["seed"], **role_assignment(r["log"]["roles"][-1])} for r in broken]
+    cot, direct = std["cot"]["runs"], _direct_one_layer(std["direct"])["runs"]
+    rob = metrics["robustness"]
     claims = [
-        theory_backward_generalises([r["final"]["exact"] for r in back], sizes["test"]),
-        theory_backward_H_diagonal([r["log"]["h"][-1] for r in back]),
-        theory_forward_generalises([r["final"]["exact"] for r in fwd], sizes["test"]),
-        theory_forward_heads_specialise([r["log"]["specialisation"][-1] for r in fwd]),
-        theory_forward_phases([r["phases"] for r in fwd], sizes["theory_steps"]["forward"]),
-        standard_cot_solves_forward(std["cot"]["final"]["exact"], std["cot"]["final"]["by_depth"], sizes["test"]),
-        standard_direct_fails_with_depth(_direct_one_layer(std["direct"])["final"]["by_depth"],
-                                         std["cot"]["final"]["by_depth"], std["baseline_random_child"]),
-        standard_heads_do_lookups(std["cot"]["usage"][-1]),
+        theory_backward_generalises(back["final"]["exact"], sizes["test"]),
+        theory_backward_H_diagonal(back["log"]["h"][-1]),
+        theory_forward_generalises(fwd["final"]["exact"], fwd["final"]["switch"], sizes["test"]),
+        zero_init_heads_identical(fwd["log"]["head_difference"][-1], fwd["final"]["exact"]),
+        theory_forward_heads_specialise(assignments, [r["final"]["exact"] for r in broken],
+                                        theory["forward_broken"]["init_std"]),
+        theory_forward_phases([{"run": "zero init", **fwd["phases"]}]
+                              + [{"run": f"seed {r['seed']}", **r["phases"]} for r in broken],
+                              sizes["theory_steps"]["forward"]),
+        standard_cot_solves_forward([r["final"]["exact"] for r in cot], [r["final"]["by_depth"] for r in cot],
+                                    sizes["test"]),
+        standard_direct_fails_with_depth([r["final"]["by_depth"] for r in direct],
+                                         [r["final"]["by_depth"] for r in cot], std["baseline_random_child"]),
+        standard_heads_do_lookups([r["log"]["usage"][-1] for r in cot]),
+        standard_direct_fails_on_deep_spines([r["depth"] for r in rob["standard_direct"].values()],
+                                             [r["depth"] for r in rob["standard_cot"].values()]),
     ]
-    claims += [robust(name, metrics["robustness"][name], sizes["robust_n"]) for name in ROBUST_MODELS]
+    claims += [robust(name, rob[name], sizes["robust_n"]) for name in ROBUST_MODELS]
     fs = metrics["filter_sort"]
     claims.append(filter_sort_cot(fs["cot"]["exact"][-1], fs["direct"]["exact"][-1], sizes["fs_test"]))
     return claims

@@ -362,25 +362,42 @@ def robustness_sets(vocab: int, n: int, seed: int = 777) -> dict[str, dict[int, 
 # The sequence format both model families read: every token is a triple ``(a, b, kind)``.
 #
 # An **edge** token carries its two endpoints in two slots, ``a`` = parent, ``b`` = child, as in
-# the paper. Path tokens are written the same way: the token emitted on moving to node ``v`` from
-# node ``u`` is ``(a=v, b=u)`` — so a chain of thought is itself a list of edges, and the node the
-# model is "at" is always in slot ``a``. Labels are ``0 … N−1``; ``END = N``; an empty slot is
-# ``N + 1``.
+# the paper. Path tokens are written the same way round, as the step they record: moving from
+# node ``u`` to node ``v`` in the backward stage appends ``(a=u, b=v, BWD)``, so the node the
+# model is "at" is always in slot ``b`` and a backward chain of thought is a list of reversed
+# edges; a forward-stage token ``(a=·, b=v, FWD)`` only says where the model is. Labels are
+# ``0 … N−1``; ``END = N``; an empty slot ``·`` is ``N + 1``.
 #
-# A sequence, for a tree with root ``r`` and goal ``g`` whose backward path is ``v_0 = g, …, v_L = r``::
+# A forward-task sequence, for a tree with root ``r`` and goal ``g`` whose backward path is
+# ``v_0 = g, …, v_L = r``::
 #
-#     BOS | edges (p, c) … | ROOT (END, r) | GOAL (g, END) | B_1 … B_L | STAGE (r, ·) | F_{L−1} … F_0
-#                                           ^ backward stage (kind BWD)  ^ forward stage (kind FWD)
+#     BOS | edges (p, c) … | ROOT (·, r) | GOAL (END, g) | B_1 … B_L | F_{L−1} … F_0
+#                                           ^ kind BWD                 ^ kind FWD
 #
-# with ``B_t = (v_t, v_{t−1})`` and ``F_t = (v_t, v_{t+1})``. The model predicts a node (or END)
-# after each token from GOAL on: ``v_1, …, v_L, END`` (backward, climbing: the root's "parent" is
-# END, read off the ROOT token), then ``v_{L−1}, …, v_0, END`` (forward, descending; the goal's
-# "child" is END, read off the GOAL token). The format supplies the STAGE token when the model has
-# said END in the backward stage. Three tasks:
+# with ``B_t = (v_{t−1}, v_t, BWD)`` and ``F_t = (·, v_t, FWD)``. After each token from GOAL on the
+# model predicts **two things**: the next node (or END) and the **stage** of the next token
+# (backward 0 / forward 1). Climbing, it predicts ``v_{t+1}`` and "backward"; at the root it
+# predicts the first node down, ``v_{L−1}``, and "forward" — the stage switch; descending it
+# predicts ``v_{t−1}`` and "forward", and END at the goal. The decoder appends exactly what the
+# model predicted (``B`` for a backward prediction, ``F`` for a forward one) and stops at END: it
+# inserts no token and decides no stage (:func:`~helpers.tree_cot.analysis.greedy_decode`).
 #
-# - ``"backward"``: the backward stage only (the answer is goal → root);
-# - ``"forward"``: both stages — the backward path as chain of thought, then root → goal;
-# - ``"direct"``: root → goal with no chain of thought (STAGE follows GOAL at once).
+# Why these tokens: one lookup rule serves both directions — "attend to the token whose slot
+# ``b`` is my current node, read its slot ``a``". Climbing, the edge ``(parent(u), u)`` answers
+# with the parent; descending, the chain-of-thought token ``(c, u, BWD)`` answers with the child
+# ``c`` the path came from (the GOAL token ``(END, g)`` answers END at the goal). Which tokens to
+# prefer — edges when climbing, the chain of thought when descending — is a matter of the
+# token kinds. The ROOT token ``(·, r)`` names the root with an empty node slot: it is the marker
+# a head can find to notice that the root has been reached.
+#
+# Three tasks:
+#
+# - ``"backward"``: the backward stage only (the answer is goal → root). Here the ROOT token is
+#   ``(END, r)`` — the root's "parent" is END — and the sequence ends with END at the root;
+#   there is no stage to predict;
+# - ``"forward"``: both stages — the backward path as chain of thought, the switch, then root → goal;
+# - ``"direct"``: root → goal with no chain of thought: the prompt ends with ``(·, r, FWD)``;
+#   there is no stage to predict.
 #
 
 EDGE, ROOT, BWD, FWD, BOS, PAD = range(6)
@@ -400,17 +417,24 @@ class Encoded:
 
     tokens: (B, T, 3) int64 ``(a, b, kind)``; padding has kind PAD.
     targets: (B, T) int64, the node (or END) to predict after each position, −1 where none.
-    stage: (B, T) int64, 0 for a backward-stage prediction, 1 for forward, −1 where none.
+    stage: (B, T) int64, the stage a prediction is made in: 0 backward, 1 forward, −1 where none.
+    next_stage: (B, T) int64, the stage the model must predict for the next token (0 / 1): it
+        differs from ``stage`` only at the root, where the forward task switches; −1 where the
+        task has no stage to predict (``"backward"``, ``"direct"``) and where nothing is predicted.
     key: (B, T) int64, the position of the token a correct one-step lookup reads (the edge or
-        ROOT token when climbing, the chain-of-thought or GOAL token when descending), −1 where
-        none (the direct task's descending steps have no such token).
+        ROOT token when climbing, the chain-of-thought or GOAL token when descending, the
+        root's own chain-of-thought token at the switch), −1 where none (``"direct"``'s steps).
+    marker: (B, T) int64, at the switch (the root, forward task) the position of the ROOT token,
+        whose discovery is the stage signal; −1 elsewhere.
     depth: (B,) the goal's depth ``L``.
     """
 
     tokens: torch.Tensor
     targets: torch.Tensor
     stage: torch.Tensor
+    next_stage: torch.Tensor
     key: torch.Tensor
+    marker: torch.Tensor
     depth: torch.Tensor
     vocab: int
     task: str
@@ -423,45 +447,81 @@ class Encoded:
         return self.vocab
 
     def to(self, device) -> "Encoded":
-        return Encoded(self.tokens.to(device), self.targets.to(device), self.stage.to(device), self.key.to(device),
+        return Encoded(self.tokens.to(device), self.targets.to(device), self.stage.to(device),
+                       self.next_stage.to(device), self.key.to(device), self.marker.to(device),
                        self.depth.to(device), self.vocab, self.task)
 
 
-def sequence(edges, root: int, back: list[int], vocab: int, task: str):
-    """One example's tokens, targets, stages and lookup positions (lists), before padding."""
+def prompt(edges, root: int, goal: int, vocab: int, task: str) -> list[tuple[int, int, int]]:
+    """The tokens before the model's first prediction: BOS, the edges, ROOT, GOAL (and, for
+    ``"direct"``, the start token ``(·, r, FWD)``)."""
     check_task(task)
     END, EMPTY = vocab, vocab + 1
-    L = len(back) - 1
-    toks = [(EMPTY, EMPTY, BOS)] + [(p, c, EDGE) for p, c in edges] + [(END, root, ROOT), (back[0], END, BWD)]
-    on_path = set(back)
-    where_child = {c: i + 1 for i, (_, c) in enumerate(edges) if c in on_path}  # path nodes have one parent
-    where_child[root] = len(edges) + 1
-    goal_pos = len(edges) + 2
-    marks: dict[int, tuple[int, int, int]] = {}  # position -> (target, stage, lookup position)
-    cot_pos = {back[0]: goal_pos}  # position of the backward-stage token whose slot a is the node
+    root_tok = (END, root, ROOT) if task == "backward" else (EMPTY, root, ROOT)
+    toks = [(EMPTY, EMPTY, BOS)] + [(p, c, EDGE) for p, c in edges] + [root_tok, (END, goal, BWD)]
+    if task == "direct":
+        toks.append((EMPTY, root, FWD))
+    return toks
 
-    def predict(pos, y, s, k):
-        marks[pos] = (y, s, k)
+
+def step_token(current: int, node: int, stage: int, vocab: int) -> tuple[int, int, int]:
+    """The token appended when the model, at ``current``, predicts ``node`` in ``stage`` (0/1):
+    ``(current, node, BWD)`` for a backward prediction, ``(·, node, FWD)`` for a forward one."""
+    if stage not in (0, 1):
+        raise ValueError(f"stage must be 0 (backward) or 1 (forward); got {stage!r}")
+    return (current, node, BWD) if stage == 0 else (vocab + 1, node, FWD)
+
+
+def sequence(edges, root: int, back: list[int], vocab: int, task: str):
+    """One example's tokens, targets, stages, next stages, lookup and marker positions (lists)."""
+    check_task(task)
+    END = vocab
+    L = len(back) - 1
+    toks = prompt(edges, root, back[0], vocab, task)
+    root_pos = len(edges) + 1
+    where_child = {c: i + 1 for i, (_, c) in enumerate(edges) if c in set(back)}  # path nodes have one parent
+    where_child[root] = root_pos
+    marks: dict[int, tuple[int, ...]] = {}  # position -> (target, stage, next stage, lookup, marker)
+    cot_pos = {back[0]: len(toks) - 1}  # the backward-stage token whose slot b is the node
+    nxt = 0 if task == "forward" else -1  # the stage to predict while climbing (none outside the forward task)
 
     def done():
-        cols = [[marks.get(i, (-1, -1, -1))[j] for i in range(len(toks))] for j in range(3)]
+        cols = [[marks.get(i, (-1,) * 5)[j] for i in range(len(toks))] for j in range(5)]
         return (toks, *cols)
 
-    if task != "direct":
-        for t in range(L + 1):  # at v_t: predict v_{t+1} (END at the root)
-            predict(len(toks) - 1, back[t + 1] if t < L else END, 0, where_child[back[t]])
+    if task == "direct":
+        fwd = back[::-1]
+        for t in range(L + 1):  # at fwd[t]: predict fwd[t+1] (END at the goal)
+            marks[len(toks) - 1] = (fwd[t + 1] if t < L else END, 1, -1, -1, -1)
             if t < L:
-                toks.append((back[t + 1], back[t], BWD))
-                cot_pos[back[t + 1]] = len(toks) - 1
-        if task == "backward":
-            return done()
-    fwd = back[::-1]
-    toks.append((root, EMPTY, FWD))
-    for t in range(L + 1):  # at fwd[t]: predict fwd[t+1] (END at the goal)
-        predict(len(toks) - 1, fwd[t + 1] if t < L else END, 1, cot_pos.get(fwd[t], -1) if task == "forward" else -1)
-        if t < L:
-            toks.append((fwd[t + 1], fwd[t], FWD))
+                toks.append(step_token(fwd[t], fwd[t + 1], 1, vocab))
+        return done()
+    for t in range(L):  # at v_t: climb to v_{t+1}
+        marks[len(toks) - 1] = (back[t + 1], 0, nxt, where_child[back[t]], -1)
+        toks.append(step_token(back[t], back[t + 1], 0, vocab))
+        cot_pos[back[t + 1]] = len(toks) - 1
+    if task == "backward":
+        marks[len(toks) - 1] = (END, 0, -1, root_pos, -1)  # the root's "parent" is END
+        return done()
+    # at the root: the switch — predict the first node down, and the forward stage
+    marks[len(toks) - 1] = (back[L - 1], 0, 1, cot_pos[root], root_pos)
+    toks.append(step_token(root, back[L - 1], 1, vocab))
+    for t in range(L - 1, -1, -1):  # at v_t (forward stage): predict v_{t-1} (END at the goal)
+        marks[len(toks) - 1] = (back[t - 1] if t > 0 else END, 1, 1, cot_pos[back[t]], -1)
+        if t > 0:
+            toks.append(step_token(back[t], back[t - 1], 1, vocab))
     return done()
+
+
+def target_steps(back: list[int], vocab: int, task: str) -> list[tuple[int, int]]:
+    """What a perfect model predicts, as ``(node, stage)`` pairs (stage 0 backward, 1 forward; END
+    closes the sequence). ``back``: the goal → root path."""
+    check_task(task)
+    END, L = vocab, len(back) - 1
+    if task == "backward":
+        return [(v, 0) for v in back[1:]] + [(END, 0)]
+    down = [(v, 1) for v in back[::-1][1:]] + [(END, 1)]
+    return down if task == "direct" else [(v, 0) for v in back[1:]] + down
 
 
 def encode(examples: list[Example], vocab: int, task: str) -> Encoded:
@@ -483,42 +543,86 @@ def _pad(rows, depths, vocab: int, task: str) -> Encoded:
     B = len(rows)
     tokens = np.empty((B, T, 3), dtype=np.int64)
     tokens[:] = (vocab + 1, vocab + 1, PAD)
-    targets = np.full((B, T), -1, dtype=np.int64)
-    stage, key = targets.copy(), targets.copy()
-    for i, (toks, tgt, stg, k) in enumerate(rows):
+    cols = np.full((5, B, T), -1, dtype=np.int64)
+    for i, (toks, *marks) in enumerate(rows):
         n = len(toks)
         tokens[i, :n] = toks
-        targets[i, :n], stage[i, :n], key[i, :n] = tgt, stg, k
+        for j, m in enumerate(marks):
+            cols[j, i, :n] = m
     as_t = torch.from_numpy
-    return Encoded(as_t(tokens), as_t(targets), as_t(stage), as_t(key), torch.tensor(depths), vocab, task)
+    return Encoded(as_t(tokens), *(as_t(c) for c in cols), torch.tensor(depths), vocab, task)
 
 
 def perfect_batch(k: int, m: int, vocab: int, batch: int, rng: np.random.Generator, task: str) -> Encoded:
     """A batch of perfect ``k``-ary trees of depth ``m`` (random labels, goal, edge order).
 
-    Same distribution as :func:`perfect_tree` + ``make_example``; the
-    fixed shape lets labels, goals and edge orders be drawn as arrays for the whole batch, fast
-    enough for a fresh batch at every training step (~9 ms for 256 trees of 31 nodes).
+    Same distribution and same sequences as :func:`perfect_tree` + ``make_example`` +
+    :func:`encode`; the fixed shape gives every sequence the same length, so labels, goals, edge
+    orders and all token columns are built as arrays for the whole batch (~1 ms for 256 trees).
     """
     check_task(task)
+    check_int("batch", batch, 1)
     n = sum(k ** i for i in range(m + 1))
     if n > vocab:
         raise ValueError(f"a perfect {k}-ary tree of depth {m} has {n} nodes, more than vocab={vocab} labels")
-    shape = np.array([-1] + [(i - 1) // k for i in range(1, n)])  # heap order: node i's parent
+    END, EMPTY, L = vocab, vocab + 1, m
+    parent = np.array([0] + [(i - 1) // k for i in range(1, n)])  # heap order: node i's parent
     first_leaf = n - k ** m
     labels = np.argsort(rng.random((batch, vocab)), axis=1)[:, :n]
     leaf = rng.integers(first_leaf, n, size=batch)
     order = np.argsort(rng.random((batch, n - 1)), axis=1) + 1  # shuffled non-root nodes = edges
-    rows = []
-    for i in range(batch):
-        lab = labels[i]
-        edges = [(lab[shape[j]], lab[j]) for j in order[i]]
-        back, j = [lab[leaf[i]]], leaf[i]
-        while j:
-            j = shape[j]
-            back.append(lab[j])
-        rows.append(sequence([(int(p), int(c)) for p, c in edges], int(lab[0]), [int(v) for v in back], vocab, task))
-    return _pad(rows, [m] * batch, vocab, task)
+    rows = np.arange(batch)[:, None]
+    back = np.empty((batch, L + 1), dtype=np.int64)  # heap indices of v_0 = goal, …, v_L = root
+    back[:, 0] = leaf
+    for t in range(L):
+        back[:, t + 1] = parent[back[:, t]]
+    lab_back = labels[rows, back]  # (batch, L + 1) labels of the path
+    edge_pos = np.empty((batch, n), dtype=np.int64)  # position of the edge whose child is heap node i
+    edge_pos[rows, order] = np.arange(1, n)[None, :]
+    T = {"backward": n + 2 + L, "forward": n + 2 + 2 * L, "direct": n + 3 + L}[task]
+    tokens = np.empty((batch, T, 3), dtype=np.int64)
+    tokens[:] = (EMPTY, EMPTY, PAD)
+    cols = np.full((5, batch, T), -1, dtype=np.int64)  # targets, stage, next stage, key, marker
+    tokens[:, 0] = (EMPTY, EMPTY, BOS)
+    tokens[:, 1:n, 0] = labels[rows, parent[order]]
+    tokens[:, 1:n, 1] = labels[rows, order]
+    tokens[:, 1:n, 2] = EDGE
+    tokens[:, n] = (END if task == "backward" else EMPTY, 0, ROOT)
+    tokens[:, n, 1] = labels[:, 0]
+    tokens[:, n + 1] = (END, 0, BWD)
+    tokens[:, n + 1, 1] = lab_back[:, 0]
+
+    def mark(pos, target, stage, nxt, key, marker=-1):
+        for j, v in enumerate((target, stage, nxt, key, marker)):
+            cols[j, :, pos] = v
+
+    def put(pos, a, b, kind):
+        tokens[:, pos, 0], tokens[:, pos, 1], tokens[:, pos, 2] = a, b, kind
+
+    if task == "direct":
+        put(n + 2, EMPTY, labels[:, 0], FWD)
+        for j in range(L + 1):  # at fwd[j] = v_{L-j}: predict v_{L-j-1} (END at the goal)
+            mark(n + 2 + j, lab_back[:, L - j - 1] if j < L else END, 1, -1, -1)
+            if j < L:
+                put(n + 3 + j, EMPTY, lab_back[:, L - j - 1], FWD)
+    else:
+        nxt = 0 if task == "forward" else -1
+        for t in range(L):  # at v_t (position n+1+t): climb to v_{t+1}
+            key = np.where(back[:, t] == 0, n, edge_pos[rows[:, 0], back[:, t]])
+            mark(n + 1 + t, lab_back[:, t + 1], 0, nxt, key)
+            put(n + 2 + t, lab_back[:, t], lab_back[:, t + 1], BWD)
+        if task == "backward":
+            mark(n + 1 + L, END, 0, -1, n)
+        else:  # the switch at the root, then the descent
+            mark(n + 1 + L, lab_back[:, L - 1], 0, 1, n + 1 + L, n)
+            put(n + 2 + L, EMPTY, lab_back[:, L - 1], FWD)
+            for j in range(L):  # at v_t, t = L-1-j (position n+2+L+j): predict v_{t-1} (END at the goal)
+                t = L - 1 - j
+                mark(n + 2 + L + j, lab_back[:, t - 1] if t > 0 else END, 1, 1, n + 1 + t)
+                if t > 0:
+                    put(n + 3 + L + j, EMPTY, lab_back[:, t - 1], FWD)
+    as_t = torch.from_numpy
+    return Encoded(as_t(tokens), *(as_t(c) for c in cols), torch.full((batch,), m), vocab, task)
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,7 +723,8 @@ def filter_sort_sequence(ex: FilterSortExample, vocab: int, task: str):
         toks.append((v, EMPTY, FWD))
     marks[len(toks) - 1] = (END, 1, -1)
     cols = [[marks.get(i, (-1, -1, -1))[j] for i in range(len(toks))] for j in range(3)]
-    return (toks, *cols)
+    none = [-1] * len(toks)
+    return (toks, cols[0], cols[1], none, cols[2], none)  # no stage to predict, no marker
 
 
 def filter_sort_encode(examples: list[FilterSortExample], vocab: int, task: str) -> Encoded:

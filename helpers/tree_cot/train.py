@@ -34,17 +34,17 @@ from ..checks import check_int
 from ..device import device_name, seed_everything
 from ..modes import by_mode, set_mode
 from ..results import ResultStore, RunOutput
-from ..seeds import numpy_generator
+from ..seeds import numpy_generator, torch_generator
 from ..training import checkpoint_schedule, train
-from .analysis import (attention_for_example, by_depth, evaluate, exact_path_accuracy, filter_sort_evaluate,
-                       greedy_decode, h_summary, head_usage, per_step_accuracy, phases, random_child_baseline,
-                       robustness, specialisation)
+from .analysis import (attention_for_example, block_summary, by_depth, evaluate, exact_path_accuracy,
+                       filter_sort_evaluate, greedy_decode, h_summary, head_usage, per_step_accuracy, phases,
+                       random_child_baseline, robustness, roles)
 from .data import (FILTER_SORT_TASKS, Encoded, FilterSortExample, encode, filter_sort_encode, filter_sort_sample,
                    make_example, perfect_batch, random_tree, robustness_sets, test_trees)
 from .models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, mse_loss
 
 CHAPTER = "tree_cot"
-SCHEMA = 1
+SCHEMA = 2  # 2: the model predicts its own stage; seeds per model; zero-init and symmetry-broken runs
 
 # Offsets of the standard transformer's and filter → sort's batch streams from the run's seed,
 # so that no two experiments of one seed read the same batches.
@@ -119,23 +119,34 @@ class FilterSortConfig:
 FILTER_SORT = FilterSortConfig()
 
 
+# The spread of the small random initialisation that breaks the two heads' symmetry (an extension:
+# the paper starts from zero, where two heads with the same readout stay identical forever).
+SYMMETRY_BREAK_STD = 0.1
+
+
 @dataclass(frozen=True)
 class Sizes:
-    """Steps, batch sizes and test-set sizes of one mode (all experiments of the chapter)."""
+    """Steps, batch sizes, seeds and test-set sizes of one mode (all experiments of the chapter)."""
 
     theory_backward_steps: int  # SGD steps of the one-head theory model (backward task)
     theory_forward_steps: int   # SGD steps of the two-head theory model (forward task)
     batch: int                  # theory models' batch size
     test: int                   # unseen test trees per evaluation
-    n_checkpoints: int          # checkpoints per training run (curves, H, head usage, attention)
+    n_checkpoints: int          # checkpoints per training run (curves, blocks, head usage, attention)
+    broken_seeds: tuple[int, ...]  # seeds of the forward theory model from a small random init (symmetry broken)
     cot_steps: int              # Adam steps of the standard transformer with CoT
     direct_steps: int           # Adam steps of the standard transformer without CoT
     std_batch: int              # standard transformer's batch size (also filter → sort)
+    std_seeds: tuple[int, ...]  # seeds of the one-layer standard transformers (CoT and direct)
     robust_n: int               # trees per value of each robustness axis
-    layers: tuple[int, ...]     # depths of the direct (no-CoT) transformers
+    layers: tuple[int, ...]     # depths of the direct (no-CoT) transformers (deeper ones: first seed only)
     fs_steps: int               # Adam steps per filter → sort model
     fs_test: int                # filter → sort test instances
-    seeds: tuple[int, ...]      # seeds of the theory models (the first also seeds everything else)
+
+    def __post_init__(self):
+        for name in ("broken_seeds", "std_seeds", "layers"):
+            if len(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must hold at least one value")
 
     def theory_steps(self, task: str) -> int:
         """Steps of the theory model for ``task`` in ``("backward", "forward")``."""
@@ -143,25 +154,31 @@ class Sizes:
             raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
         return self.theory_backward_steps if task == "backward" else self.theory_forward_steps
 
+    @property
+    def seeds(self) -> list[int]:
+        """Every seed the run uses (the zero-initialised theory models use seed 0)."""
+        return sorted({0, *self.broken_seeds, *self.std_seeds})
+
     def as_metrics(self) -> dict:
         """The sizes as stored in ``metrics.json`` (``theory_steps`` and ``std_steps`` per task)."""
         d = asdict(self)
         return {"theory_steps": {"backward": d.pop("theory_backward_steps"), "forward": d.pop("theory_forward_steps")},
                 "batch": d.pop("batch"), "test": d.pop("test"), "n_checkpoints": d.pop("n_checkpoints"),
                 "std_steps": {"forward": d.pop("cot_steps"), "direct": d.pop("direct_steps")},
+                "symmetry_break_std": SYMMETRY_BREAK_STD,
                 **{k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}}
 
 
 SIZES = {
     "smoke": Sizes(theory_backward_steps=20, theory_forward_steps=20, batch=32, test=64, n_checkpoints=4,
-                   cot_steps=20, direct_steps=20, std_batch=32, robust_n=16, layers=(1, 2), fs_steps=20,
-                   fs_test=64, seeds=(0,)),
-    "default": Sizes(theory_backward_steps=800, theory_forward_steps=4000, batch=256, test=1000, n_checkpoints=20,
-                     cot_steps=600, direct_steps=1500, std_batch=128, robust_n=1000, layers=(1,), fs_steps=1200,
-                     fs_test=1000, seeds=(0,)),
+                   broken_seeds=(1,), cot_steps=20, direct_steps=20, std_batch=32, std_seeds=(0,), robust_n=16,
+                   layers=(1, 2), fs_steps=20, fs_test=64),
+    "default": Sizes(theory_backward_steps=800, theory_forward_steps=3000, batch=256, test=1000, n_checkpoints=20,
+                     broken_seeds=(1,), cot_steps=600, direct_steps=1500, std_batch=128, std_seeds=(0,),
+                     robust_n=1000, layers=(1,), fs_steps=1200, fs_test=1000),
     "full": Sizes(theory_backward_steps=2000, theory_forward_steps=6000, batch=256, test=2000, n_checkpoints=30,
-                  cot_steps=3000, direct_steps=3000, std_batch=128, robust_n=1000, layers=(1, 2, 4), fs_steps=3000,
-                  fs_test=2000, seeds=(0, 1, 2)),
+                  broken_seeds=(1, 2, 3, 4, 5), cot_steps=3000, direct_steps=3000, std_batch=128,
+                  std_seeds=(0, 1, 2, 3, 4), robust_n=500, layers=(1, 2, 4), fs_steps=2000, fs_test=2000),
 }
 
 
@@ -175,30 +192,38 @@ def sizes(mode: str | None = None) -> Sizes:
 
 
 def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None = None, n_checkpoints: int = 20,
-                 seed: int = 0, lr: float | None = None, snapshots: int = 6, curve_n: int = 300,
-                 progress: bool | None = None):
+                 seed: int = 0, lr: float | None = None, init_std: float = 0.0, snapshots: int = 6,
+                 curve_n: int = 300, progress: bool | None = None):
     """Train the theory model for ``task`` (``"backward"``: 1 head, ``"forward"``: 2 heads) on :data:`THEORY`.
 
-    Returns ``(model, log)``; ``log`` has, per checkpoint step: the training loss, teacher-forced
-    accuracy per stage and exact-path accuracy on ``test``, ``H``'s diagonal/off-diagonal, head
-    usage (attention on the lookup token and on BOS per head and stage) — and ``H`` (N × N) itself
-    at ``snapshots`` steps. Curves use the first ``curve_n`` test trees; ``log["final"]`` evaluates
-    the trained model on all of ``test`` (exact-path accuracy overall and by depth). The model
-    starts at ``W = 0`` (nothing random); step ``s`` trains on ``numpy_generator(seed, s)``'s batch.
+    Returns ``(model, log)``; ``log`` has, per checkpoint step: the training loss on the curve
+    trees; teacher-forced accuracy of climbing (``"backward"``), descending (``"forward"``) and
+    the stage switch at the root (``"switch"``); exact-path accuracy of free generation
+    (``"exact"``); ``H``'s diagonal/off-diagonal (``"h"``); the entries of every head's key–query
+    blocks (``"blocks"``, :func:`~helpers.tree_cot.analysis.block_summary`) and the largest
+    difference between heads (``"head_difference"``, max |W_h − W_0|); where the heads look
+    (``"usage"``) and their roles (``"roles"``, (heads, 2) traverse/control) — and ``H`` (N × N)
+    itself at ``snapshots`` steps. Curves use the first ``curve_n`` test trees; ``log["final"]``
+    evaluates the trained model on all of ``test`` (exact-path accuracy overall and by depth;
+    stage-switch accuracy for the forward task).
+
+    The model starts at ``W = 0`` (the paper; nothing random) or, with ``init_std > 0``, at
+    ``W ~ N(0, init_std²)`` drawn from ``torch_generator(seed)``; step ``s`` trains on
+    ``numpy_generator(seed, s)``'s batch.
     """
     if task not in THEORY:
         raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
     spec = THEORY[task]
     V = spec.vocab
-    model = TheoryModel(V, spec.heads)
+    model = TheoryModel(V, spec.heads, init_std=init_std, generator=torch_generator(seed) if init_std else None)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr if lr is None else lr)
     test = test if test is not None else test_trees(256, V)
     curve = test[:curve_n]
     test_batch = encode(curve, V, task)
     checkpoints = checkpoint_schedule(steps, every=max(1, steps // n_checkpoints))
     snap_at = set(checkpoints[:: max(1, len(checkpoints) // snapshots)] + [steps])
-    log: dict = {"step": [], "loss": [], "exact": [], "per_step": [], "backward": [], "forward": [],
-                 "H": {}, "h": [], "usage": [], "specialisation": []}
+    log: dict = {"step": [], "loss": [], "exact": [], "per_step": [], "backward": [], "forward": [], "switch": [],
+                 "H": {}, "h": [], "blocks": [], "head_difference": [], "usage": [], "roles": [], "init_std": init_std, "seed": seed}
 
     def on_checkpoint(step, m):
         m.eval()
@@ -206,21 +231,22 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
             log["step"].append(step)
             log["loss"].append(mse_loss(m, test_batch).item())
             acc = per_step_accuracy(m, test_batch)
-            for k in ("backward", "forward"):
-                log[k].append(acc.get(k, float("nan")))
+            for k in ("backward", "forward", "switch"):
+                log[k].append(acc.get(k))
             log["per_step"].append(acc["all"])
             log["exact"].append(float(exact_path_accuracy(greedy_decode(m, curve, V, task), curve, V, task).mean()))
             log["h"].append(h_summary(m))
-            usage = head_usage(m, test_batch)
-            log["usage"].append(usage)
-            log["specialisation"].append(specialisation(usage).tolist())
+            log["blocks"].append(block_summary(m))
+            log["head_difference"].append((m.W - m.W[:1]).abs().max().item())
+            log["usage"].append(head_usage(m, test_batch))
+            log["roles"].append(roles(m, test_batch).tolist())
             if step in snap_at:
                 log["H"][step] = m.H.detach().cpu().numpy().copy()
         m.train()
 
     train(model, mse_loss, lambda s: theory_batch(task, batch, numpy_generator(seed, s)), steps=steps,
           optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
-          desc=f"theory model, {task}")
+          desc=f"theory model, {task}" + (f", seed {seed}, init_std {init_std:g}" if init_std else ""))
     log["final"] = evaluate(model, test, V, task)
     return model, log
 
@@ -357,70 +383,89 @@ def _strip(log: dict, *drop: str) -> dict:
     return {k: v for k, v in log.items() if k not in drop}
 
 
+def _run_record(seed: int, log: dict, *drop: str) -> dict:
+    return {"seed": seed, "log": _strip(log, "final", *drop), "final": log["final"]}
+
+
 def full_run(mode: str, progress: bool = True) -> RunOutput:
     """Every experiment of the chapter at ``mode``'s sizes.
 
-    ``metrics`` (→ ``metrics.json``): ``sizes``; ``theory`` (per task, per seed: curves, final
-    accuracy, phases); ``standard`` (CoT, direct per number of layers, random-child baseline,
-    head usage); ``robustness`` (per model, per axis and value); ``filter_sort`` (per task);
-    ``seconds``. ``files["arrays.npz"]``: ``H`` snapshots of the first seed's theory models and
-    the CoT transformer's attention maps of one example at every checkpoint.
+    ``metrics`` (→ ``metrics.json``): ``sizes``; ``theory`` — ``backward`` and ``forward`` (the
+    paper's zero-initialised models, one run each: from zero, seeds only change the batches) and
+    ``forward_broken`` (the forward model from a small random initialisation, one run per seed of
+    ``broken_seeds``), each run with its curves, final accuracy and phases; ``standard`` — the
+    one-layer transformer with CoT and without (``direct``) per seed of ``std_seeds`` (deeper direct
+    models: first seed), the random-child baseline; ``robustness`` (per model and seed, per axis
+    and value); ``filter_sort`` (per task); ``seconds``. ``files["arrays.npz"]``: ``H`` snapshots
+    of the zero-initialised theory models and the first CoT transformer's attention maps of one
+    example at every checkpoint.
     """
     set_mode(mode)
     cfg = sizes(mode)
-    seeds = list(cfg.seeds)
-    seed_everything(seeds[0])
+    seed_everything(0)
     t0 = time.perf_counter()
     metrics: dict = {"sizes": cfg.as_metrics(), "theory": {}, "standard": {}, "seconds": {}}
     arrays: dict[str, np.ndarray] = {}
 
-    # 1-2. the theory models, several seeds
+    # 1-2. the theory models: the paper's zero initialisation, then the symmetry broken
     theory_models = {}
-    for task in ("backward", "forward"):
-        V = THEORY[task].vocab
+    for task, seeds, std in (("backward", [0], 0.0), ("forward", [0], 0.0),
+                             ("forward_broken", list(cfg.broken_seeds), SYMMETRY_BREAK_STD)):
+        base = task.split("_")[0]
+        V = THEORY[base].vocab
         test = test_trees(cfg.test, V)
         runs = []
         timer = time.perf_counter()
         for seed in seeds:
-            model, log = train_theory(task, steps=cfg.theory_steps(task), batch=cfg.batch, test=test,
-                                      n_checkpoints=cfg.n_checkpoints, seed=seed, progress=progress)
-            record = {"seed": seed, "log": _strip(log, "H", "final"), "final": log["final"]}
-            if task == "forward":
+            model, log = train_theory(base, steps=cfg.theory_steps(base), batch=cfg.batch, test=test,
+                                      n_checkpoints=cfg.n_checkpoints, seed=seed, init_std=std, progress=progress)
+            record = _run_record(seed, log, "H")
+            if base == "forward":
                 record["phases"] = phases(log)
             runs.append(record)
-            if seed == seeds[0]:
+            if task in THEORY:
                 theory_models[task] = model
                 for step, H in log["H"].items():
                     arrays[f"theory_{task}_H_{step}"] = H
-        metrics["theory"][task] = {"runs": runs, "test_depths": np.bincount([e.depth for e in test]).tolist()}
+        metrics["theory"][task] = {"runs": runs, "init_std": std,
+                                   "test_depths": np.bincount([e.depth for e in test]).tolist()}
         metrics["seconds"][f"theory_{task}"] = time.perf_counter() - timer
 
-    # 3-4. the standard transformer: CoT vs direct, attention over training
+    # 3-4. the standard transformer: CoT vs direct over seeds, attention over training
     test = standard_test(cfg.test)
     std = {"baseline_random_child": random_child_baseline(test),
-           "test_depths": np.bincount([e.depth for e in test]).tolist()}
+           "test_depths": np.bincount([e.depth for e in test]).tolist(), "cot": {"runs": []}, "direct": {}}
     timer = time.perf_counter()
-    cot_model, cot_log = train_transformer("forward", steps=cfg.cot_steps, batch=cfg.std_batch, test=test,
-                                           n_checkpoints=cfg.n_checkpoints, progress=progress)
-    std["cot"] = _strip(cot_log, "attention")
-    for i, a in enumerate(cot_log["attention"]):
-        arrays[f"std_cot_att_{cot_log['step'][i]}"] = a["att"]
-    std["cot_attention_meta"] = {k: v for k, v in cot_log["attention"][-1].items() if k != "att"}
-    std["direct"] = {}
+    std_models = {"cot": {}, "direct": {}}
+    for seed in cfg.std_seeds:
+        model, log = train_transformer("forward", steps=cfg.cot_steps, batch=cfg.std_batch, test=test,
+                                       n_checkpoints=cfg.n_checkpoints, seed=seed, progress=progress)
+        std["cot"]["runs"].append(_run_record(seed, log, "attention"))
+        std_models["cot"][seed] = model
+        if seed == cfg.std_seeds[0]:
+            for i, a in enumerate(log["attention"]):
+                arrays[f"std_cot_att_{log['step'][i]}"] = a["att"]
+            std["cot_attention_meta"] = {k: v for k, v in log["attention"][-1].items() if k != "att"}
     for L in cfg.layers:
-        _, d_log = train_transformer("direct", steps=cfg.direct_steps, batch=cfg.std_batch, test=test,
-                                     n_layers=L, n_checkpoints=cfg.n_checkpoints, progress=progress)
-        std["direct"][L] = _strip(d_log, "attention")
+        runs = []
+        for seed in (cfg.std_seeds if L == 1 else cfg.std_seeds[:1]):
+            model, log = train_transformer("direct", steps=cfg.direct_steps, batch=cfg.std_batch, test=test,
+                                           n_layers=L, n_checkpoints=cfg.n_checkpoints, seed=seed, progress=progress)
+            runs.append(_run_record(seed, log, "attention"))
+            if L == 1:
+                std_models["direct"][seed] = model
+        std["direct"][L] = {"runs": runs}
     metrics["standard"] = std
     metrics["seconds"]["standard"] = time.perf_counter() - timer
 
     # 5. robustness
     timer = time.perf_counter()
-    rob = {"standard_cot": robustness(cot_model, robustness_sets(STANDARD.vocab, cfg.robust_n), STANDARD.vocab,
-                                      "forward")}
+    sets = robustness_sets(STANDARD.vocab, cfg.robust_n)
+    rob = {f"standard_{kind}": {seed: robustness(m, sets, STANDARD.vocab, "forward" if kind == "cot" else "direct")
+                                for seed, m in models.items()} for kind, models in std_models.items()}
     for task in ("backward", "forward"):
         V = THEORY[task].vocab
-        rob[f"theory_{task}"] = robustness(theory_models[task], robustness_sets(V, cfg.robust_n), V, task)
+        rob[f"theory_{task}"] = {0: robustness(theory_models[task], robustness_sets(V, cfg.robust_n), V, task)}
     metrics["robustness"] = rob
     metrics["seconds"]["robustness"] = time.perf_counter() - timer
 
@@ -435,5 +480,5 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
 
     seconds = time.perf_counter() - t0
     metrics["seconds"]["total"] = seconds
-    return RunOutput(metrics=metrics, seeds=seeds, device=device_name(torch.device("cpu")), seconds=seconds,
+    return RunOutput(metrics=metrics, seeds=cfg.seeds, device=device_name(torch.device("cpu")), seconds=seconds,
                      files={"arrays.npz": arrays})
