@@ -27,7 +27,8 @@ from .data import (BOS, BWD, EDGE, FILTER_SORT_TASKS, FWD, KINDS, PAD, ROOT, TAS
 from .exercises import check_backward_construction, check_forward_head1
 from .models import (TheoryModel, TransformerConfig, TreeTransformer, ce_loss, construction, mse_loss,
                      parameter_count)
-from .plots import draw_tree, plot_attention, plot_h_snapshots, plot_heads, plot_robustness, sequence_text
+from .plots import (draw_tree, plot_attention, plot_blocks, plot_h_snapshots, plot_heads, plot_robustness, plot_roles,
+                    sequence_text)
 from .train import (FILTER_SORT, STANDARD, SYMMETRY_BREAK_STD, THEORY, FilterSortConfig, Sizes, StandardConfig, TheoryConfig,
                     filter_sort_test, full_run, load, sizes, standard_batch, standard_test, store, theory_batch,
                     train_filter_sort, train_theory, train_transformer)
@@ -52,7 +53,8 @@ __all__ = [
     "phases", "random_child_baseline", "robustness", "role_assignment", "roles", "specialisation",
     "stage_switch_accuracy", "steps_text", "target_sequence", "token_label",
     # plots
-    "draw_tree", "plot_attention", "plot_h_snapshots", "plot_heads", "plot_robustness", "sequence_text",
+    "draw_tree", "plot_attention", "plot_blocks", "plot_h_snapshots", "plot_heads", "plot_robustness", "plot_roles",
+    "sequence_text",
     # exercises
     "check_backward_construction", "check_forward_head1",
 ]

@@ -164,13 +164,13 @@ def random_tree(c: int, vocab: int, rng=None, *, max_depth: int = 6, max_nodes: 
                          f"vocab={vocab}")
     g = _rng(rng)
     for _ in range(tries):
+        counts = g.integers(0, c + 1, size=max_nodes + 1).tolist()  # children of the i-th node reached
         shape, depth = [-1], [0]
         i = 0
         while i < len(shape) and len(shape) <= max_nodes:
             if depth[i] < max_depth:
-                for _ in range(int(g.integers(0, c + 1))):
-                    shape.append(i)
-                    depth.append(depth[i] + 1)
+                shape += [i] * counts[i]
+                depth += [depth[i] + 1] * counts[i]
             i += 1
         if len(shape) <= max_nodes and max(depth) >= min_depth:
             return _from_shape(shape, vocab, g)

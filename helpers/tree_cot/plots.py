@@ -4,6 +4,9 @@
 - :func:`plot_attention` (one head, on an ``ax``), :func:`plot_heads` (every head of one
   sequence, on a row of axes) — what the heads attend to at each generated step;
 - :func:`plot_h_snapshots` — the theory model's ``H`` over training (returns the figure);
+- :func:`plot_blocks` — entries of each head's key–query blocks over training, the phases
+  marked; :func:`plot_roles` — each head's share of the node prediction and of the stage signal
+  over training (both return the figure);
 - :func:`plot_robustness` — accuracy along the four robustness axes (returns the figure).
 
 Used in: every notebook of book/tree_cot/.
@@ -61,7 +64,7 @@ def draw_tree(ax, tree: Tree, path: list[int] | None = None, goal: int | None = 
 
 
 def sequence_text(tokens, vocab: int, per_line: int = 16) -> str:
-    """The tokens of one sequence as short labels (``p→c`` edges, ``v↑`` climbing, ``v↓`` descending)."""
+    """The tokens of one sequence as short labels (``p→c`` edges, ``u↑v`` climbing, ``↓v`` descending)."""
     labels = [token_label(t, vocab) for t in tokens if t[2] != PAD]
     return "\n".join("  ".join(labels[i:i + per_line]) for i in range(0, len(labels), per_line))
 
@@ -143,5 +146,89 @@ def plot_robustness(results: dict, title: str, trained: dict | None = None):
     axes[0].set_ylabel("exact-path accuracy")
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# the kind × kind entries plot_blocks draws: (key kind, query kind) → what a large value means
+KIND_ENTRIES = {("edge", "bwd"): "edges, climbing", ("root", "bwd"): "ROOT marker, climbing",
+                ("bos", "bwd"): "BOS, climbing", ("bwd", "fwd"): "chain of thought, descending",
+                ("fwd", "fwd"): "forward tokens, descending", ("root", "fwd"): "ROOT marker, descending"}
+PHASE_STYLE = {"descend": ("C2", "descending solved"), "switch": ("C1", "switch solved"),
+               "climb": ("C0", "climbing solved"), "division": ("C3", "division of labour")}
+
+
+def _mark_phases(ax, phases: dict | None):
+    for key, (colour, _) in PHASE_STYLE.items():
+        if phases and phases.get(key) is not None:
+            ax.axvline(phases[key], color=colour, ls=":", lw=1.5)
+
+
+def _phase_legend(fig, phases: dict | None):
+    if phases:
+        handles = [plt.Line2D([], [], color=c, ls=":", lw=1.5, label=f"{label} (step {phases[k]})")
+                   for k, (c, label) in PHASE_STYLE.items() if phases.get(k) is not None]
+        if handles:
+            fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False,
+                       bbox_to_anchor=(0.5, -0.02))
+
+
+def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
+    """Entries of each head's key–query blocks over training, one column per head; returns the figure.
+
+    Top row: the mean diagonal of the node blocks — ``W_h[b, b]`` ("the token whose slot b is my
+    current node": the edge whose child is me, my own chain-of-thought token) and ``W_h[a, b]``
+    ("the edges whose parent is me"). Bottom row: the token-kind preferences of
+    :data:`KIND_ENTRIES`. ``log``: a theory-model log (``step``, ``blocks``); ``phases``
+    (:func:`~helpers.tree_cot.analysis.phases`) draws its steps as dotted lines.
+    """
+    from .analysis import KEY_KINDS, QUERY_KINDS
+
+    steps = log["step"]
+    blocks = log["blocks"]
+    n_heads = len(blocks[0]["child_is_me"])
+    fig, axes = plt.subplots(2, n_heads, figsize=(4.2 * n_heads, 6.2), sharex=True, sharey="row", squeeze=False)
+    for h in range(n_heads):
+        ax = axes[0, h]
+        ax.plot(steps, [b["child_is_me"][h] for b in blocks], color="k", lw=2, label="child is me: $W[b,b]_{ii}$")
+        ax.plot(steps, [b["parent_is_me"][h] for b in blocks], color="0.5", lw=2, ls="--",
+                label="parent is me: $W[a,b]_{ii}$")
+        ax.set_title(f"head {h}: node blocks (mean diagonal)", fontsize=10)
+        ax = axes[1, h]
+        for i, ((k, q), label) in enumerate(KIND_ENTRIES.items()):
+            ki, qi = KEY_KINDS.index(k), QUERY_KINDS.index(q)
+            ax.plot(steps, [b["kind"][h][ki][qi] for b in blocks], color=f"C{i}", lw=1.8,
+                    ls="-" if q == "bwd" else "--", label=label)
+        ax.set_title(f"head {h}: token-kind preferences", fontsize=10)
+        ax.set_xlabel("training step")
+        for ax in axes[:, h]:
+            _mark_phases(ax, phases)
+            ax.axhline(0, color="0.8", lw=0.8, zorder=0)
+    axes[0, 0].set_ylabel("entry of $W_h$")
+    axes[1, 0].set_ylabel("entry of $W_h$ (key kind, query kind)")
+    axes[0, -1].legend(fontsize=9, loc="upper left")
+    axes[1, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title="key kind, stage")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    _phase_legend(fig, phases)
+    return fig
+
+
+def plot_roles(logs: dict, title: str = ""):
+    """Each head's share of the node prediction (traverse, solid) and of the stage signal (control,
+    dashed) over training, one panel per run; returns the figure. ``logs``: ``{run name: log}``
+    (theory-model logs with ``step`` and ``roles``)."""
+    fig, axes = plt.subplots(1, len(logs), figsize=(3.6 * len(logs), 3.3), sharey=True, squeeze=False)
+    for ax, (name, log) in zip(axes[0], logs.items()):
+        r = np.array(log["roles"], dtype=float)  # (checkpoints, heads, 2)
+        for h in range(r.shape[1]):
+            ax.plot(log["step"], r[:, h, 0], color=f"C{h}", lw=2, label=f"head {h}: traverse")
+            ax.plot(log["step"], r[:, h, 1], color=f"C{h}", lw=2, ls="--", label=f"head {h}: control")
+        ax.set(title=name, xlabel="training step", ylim=(-0.02, 1.02))
+    axes[0, 0].set_ylabel("share of the prediction")
+    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if title:
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

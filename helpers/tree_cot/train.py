@@ -51,6 +51,10 @@ SCHEMA = 2  # 2: the model predicts its own stage; seeds per model; zero-init an
 STANDARD_STREAM = 1000
 FILTER_SORT_STREAM = 2000
 
+# The standard transformer's random trees are drawn in Python: a worker process draws the next
+# batches while the model trains (helpers.training.train's ``prefetch``).
+PREFETCH = 4
+
 
 # --------------------------------------------------------------------------------------------
 # configurations
@@ -316,7 +320,7 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
 
     train(model, ce_loss, lambda s: standard_batch(batch, numpy_generator(seed + STANDARD_STREAM, s), task),
           steps=steps, optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
-          desc=f"transformer ({n_layers} layer{'s' * (n_layers > 1)}), {task}")
+          desc=f"transformer ({n_layers} layer{'s' * (n_layers > 1)}), {task}", prefetch=PREFETCH)
     log["final"] = evaluate(model, test, V, task)
     return model, log
 
@@ -360,7 +364,7 @@ def train_filter_sort(task: str, *, steps: int, batch: int = 128, test: list | N
 
     train(model, ce_loss, batch_fn, steps=steps, optimizer=opt, grad_clip=1.0,
           checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // n_checkpoints)),
-          on_checkpoint=on_checkpoint, progress=progress, desc=f"filter → sort, {task}")
+          on_checkpoint=on_checkpoint, progress=progress, desc=f"filter → sort, {task}", prefetch=PREFETCH)
     return model, log
 
 
