@@ -29,6 +29,7 @@ MIN_LOOKUP = 0.5             # standard model: attention on the lookup token of 
 MIN_SWITCH = 0.99            # stage-switch accuracy (free generation: forward exactly at the root) on unseen trees
 MAX_HEAD_DIFFERENCE = 1e-6   # max |W_0 − W_1| below which the two heads count as identical
 PHASE_SOLVED_ACCURACY = 0.99  # teacher-forced accuracy at which a stage counts as learned
+PARK_MIN_BOS = 0.5           # standard model: attention on BOS at which a head counts as parked (page 3's check)
 MIN_ROLE_GAP = 0.5           # division of labour: the traversal head traverses, and the stage-control head
                              # controls, at least this much more than the other (roles in [0, 1])
 MIN_PHASE_GAP = 0.2          # the first and the last part of the forward task are learned at least this
