@@ -222,6 +222,14 @@ class ResultStore:
     def exists(self, name: str = "run.json") -> bool:
         return self.path(name).is_file()
 
+    @staticmethod
+    def shown(path) -> str:
+        """``path`` as a reader should see it in a message: relative to the repository when inside it."""
+        try:
+            return str(Path(path).resolve().relative_to(repo_root().resolve()))
+        except ValueError:
+            return str(path)
+
     def _hint(self) -> str:
         hint = f"Recreate it with `{self.command}`"
         committed = repo_root() / "results"
@@ -285,22 +293,22 @@ class ResultStore:
             self.read_run()
         path = self.path(name)
         if not path.is_file():
-            raise MissingResultError(f"Result {path} does not exist. {self._hint()}")
+            raise MissingResultError(f"Result {self.shown(path)} does not exist. {self._hint()}")
         try:
             return parse(path.read_bytes())
         except Exception as e:  # json, numpy and torch raise several types for a damaged file
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise CorruptResultError(f"Result {path} is corrupt ({first}). {self._hint()}") from None
+            raise CorruptResultError(f"Result {self.shown(path)} is corrupt ({first}). {self._hint()}") from None
 
     def read_run(self) -> dict[str, Any]:
         """``run.json``, checked for its fields and for this code's schema version."""
         run = self._load("run.json", json.loads, check_run=False)
         missing = [k for k in RUN_FIELDS if not isinstance(run, dict) or k not in run]
         if missing:
-            raise CorruptResultError(f"{self.path('run.json')} lacks fields {missing}. {self._hint()}")
+            raise CorruptResultError(f"{self.shown(self.path('run.json'))} lacks fields {missing}. {self._hint()}")
         if run["schema"] != self.schema:
-            raise StaleResultError(f"Results in {self.dir} were written by schema version {run['schema']}, but this "
-                                   f"code reads version {self.schema}. {self._hint()}")
+            raise StaleResultError(f"Results in {self.shown(self.dir)} were written by schema version "
+                                   f"{run['schema']}, but this code reads version {self.schema}. {self._hint()}")
         return run
 
     def load_json(self, name: str) -> Any:
@@ -319,7 +327,7 @@ class ResultStore:
         """``claims.json`` as a :class:`ClaimsTable` (displays as a table in a notebook)."""
         records = self.load_json("claims.json")
         if not isinstance(records, list):
-            raise CorruptResultError(f"{self.path('claims.json')} must hold a JSON list. {self._hint()}")
+            raise CorruptResultError(f"{self.shown(self.path('claims.json'))} must hold a JSON list. {self._hint()}")
         return ClaimsTable(self._claims(records, str(self.path("claims.json"))), source=f"{self.chapter}: claims.json")
 
     def _claims(self, records: Iterable[Any], where: str) -> list[Claim]:

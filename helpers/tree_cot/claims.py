@@ -41,7 +41,7 @@ FS_MIN_COT = 0.95            # filter → sort with the intermediate stage
 FS_MAX_DIRECT_RATIO = 0.5    # filter → sort direct, at most this × the CoT accuracy
 
 # What page 4 asserts at reader size (default mode: 1200 Adam steps instead of the full run's
-# 3000; CoT ended at 0.93–0.97 there, depending on the batch stream): a demonstration, not the claim.
+# 2000; CoT ended at 0.93–0.98 there, depending on the batch stream): a demonstration, not the claim.
 FS_DEMO_MIN_COT = 0.9
 
 ROBUST_MODELS = ("standard_cot", "theory_backward", "theory_forward")
@@ -273,7 +273,8 @@ def robust(name: str, results: Mapping[Any, Mapping[str, Mapping]], n: int) -> C
         f"robust[{name}]", f"The {name.replace('_', ' ')} model keeps its accuracy on deeper, bushier, larger trees "
         "than in training and with distractor edges" + (", for every seed" if len(results) > 1 else ""),
         f"relates to {PAPER}'s generalisation to unseen trees; the book's robustness experiment",
-        {"worst exact-path accuracy per axis (over seeds)": worst, "trees per value": n, "seeds": len(results)},
+        {"worst exact-path accuracy per axis" + (" (over seeds)" if len(results) > 1 else ""): worst,
+         "trees per value": n, "seeds": len(results)},
         min(worst.values()) >= MIN_ROBUST, f">= {MIN_ROBUST:.0%} exact-path accuracy at every depth (1–10), "
         "branching (1–6), size and number of distractors tested" + (", every seed" if len(results) > 1 else ""),
         kind="extension")

@@ -40,7 +40,7 @@ def tree_layout(tree: Tree) -> dict[int, tuple[float, float]]:
 
 
 def draw_tree(ax, tree: Tree, path: list[int] | None = None, goal: int | None = None, title: str = "",
-              distractors: list[tuple[int, int]] = (), node_size: int = 260, font: int = 7):
+              distractors: list[tuple[int, int]] = (), node_size: int = 300, font: int = 9):
     """Draw ``tree`` top-down; highlight ``path`` (thick red edges) and mark root and ``goal``."""
     pos = tree_layout(tree)
     on_path = set(zip(path, path[1:])) | set(zip(path[1:], path)) if path else set()
@@ -111,15 +111,16 @@ def plot_h_snapshots(H: dict, title: str = H_TITLE):
     if not H:
         raise ValueError("H must hold at least one {step: matrix} snapshot")
     steps = sorted(H)
-    fig, axes = plt.subplots(1, len(steps), figsize=(2.1 * len(steps), 2.4))
+    width = min(2.2 * len(steps), 10.0)  # the book's column
+    fig, axes = plt.subplots(1, len(steps), figsize=(width, width / len(steps) + 0.5))
     vmax = max(np.abs(H[s]).max() for s in steps) or 1.0
     for ax, s in zip(np.atleast_1d(axes), steps):
         im = ax.imshow(H[s], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-        ax.set_title(f"step {s}", fontsize=8)
+        ax.set_title(f"step {s}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(im, ax=axes, shrink=0.8, label="$H_{ij}$")
-    fig.suptitle(title, fontsize=9, y=1.02)
+    fig.suptitle(title, fontsize=10, y=1.02)
     return fig
 
 
@@ -128,25 +129,32 @@ ROBUSTNESS_AXES = {"depth": "depth of the goal", "branching": "max children per 
 
 
 def plot_robustness(results: dict, title: str, trained: dict | None = None):
-    """Exact-path accuracy along each robustness axis, one line per model; returns the figure.
+    """Exact-path accuracy along each robustness axis (a 2 × 2 grid), one line per model; returns
+    the figure.
 
     ``results``: ``{model name: {axis: {value: accuracy}}}`` (values may be ints or, read from
     JSON, strings); ``trained``: ``{axis: largest value inside the training range}``, shaded grey.
     """
-    fig, axes = plt.subplots(1, len(ROBUSTNESS_AXES), figsize=(15, 3.2), sharey=True)
-    for ax, (axis, label) in zip(axes, ROBUSTNESS_AXES.items()):
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharey=True)
+    styles = [("o-", "C3"), ("s--", "C0"), ("^:", "C2"), ("D-.", "C1"), ("v-", "C4")]
+    for ax, (axis, label) in zip(axes.flat, ROBUSTNESS_AXES.items()):
         for i, (name, r) in enumerate(results.items()):
+            if axis not in r:
+                continue
             by = {int(x): acc for x, acc in r[axis].items()}
             xs = sorted(by)
-            ax.plot(xs, [by[x] for x in xs], ["o-", "s--", "^:"][i % 3], color=["C3", "C0", "C2"][i % 3],
-                    ms=9 - 2.5 * (i % 3), mfc="none", label=name)
+            marker, colour = styles[i % len(styles)]
+            ax.plot(xs, [by[x] for x in xs], marker, color=colour, ms=8 - 1.5 * (i % 3), mfc="none", label=name)
+            ax.set_xticks(xs)
         if trained and axis in trained:
             ax.axvspan(ax.get_xlim()[0], trained[axis], color="0.92", zorder=0)
         ax.set(xlabel=label, ylim=(-0.02, 1.05))
-    axes[0].set_ylabel("exact-path accuracy")
-    axes[0].legend(fontsize=8, loc="lower left")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("exact-path accuracy")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
