@@ -451,25 +451,20 @@ def test_exercise_checkers_accept_the_constructions_and_explain_mistakes():
     assert check_backward_construction(lambda V, lam: construction(V, "backward").W[0]).startswith("Correct")
     assert check_forward_head1(lambda V, lam: construction(V, "forward").W[1]).startswith("Correct")
 
-    def wrong_slots(V, lam):
-        m = TheoryModel(V, 1)
-        W = torch.zeros(m.D, m.D)
-        W[m.slot("a"), m.slot("a")][:V, :V] = lam * torch.eye(V)
-        return W
+    def diagonal_only(slots):  # a W with λ·I on one node block and nothing else
+        def make(V, lam):
+            m = TheoryModel(V, 1)
+            W = torch.zeros(m.D, m.D)
+            W[m.slot(slots[0]), m.slot(slots[1])][:V, :V] = lam * torch.eye(V)
+            return W
+        return make
 
     with pytest.raises(ExerciseError, match="wrong slots"):
-        check_backward_construction(wrong_slots)
+        check_backward_construction(diagonal_only("aa"))
     with pytest.raises(ExerciseError, match=r"shape \(D, D\)"):
         check_backward_construction(lambda V, lam: torch.zeros(3, 3))
-
-    def no_edge_preference(V, lam):
-        m = TheoryModel(V, 1)
-        W = torch.zeros(m.D, m.D)
-        W[m.slot("b"), m.slot("b")][:V, :V] = lam * torch.eye(V)
-        return W
-
     with pytest.raises(ExerciseError, match="prefer edges"):
-        check_backward_construction(no_edge_preference)
+        check_backward_construction(diagonal_only("bb"))
 
     def no_parking(V, lam):
         W = construction(V, "forward").W[1].clone()
