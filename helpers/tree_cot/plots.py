@@ -78,15 +78,15 @@ def plot_attention(ax, att: np.ndarray, tokens, vocab: int, queries: list[int], 
     ax.imshow(att, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     T = att.shape[1]
     ax.set_xticks(range(T))
-    ax.set_xticklabels([token_label(t, vocab) for t in tokens[:T]], rotation=90, fontsize=6)
+    ax.set_xticklabels([token_label(t, vocab) for t in tokens[:T]], rotation=90, fontsize=8)
     ax.set_yticks(range(len(queries)))
     ax.set_yticklabels(ylabels if ylabels is not None else [token_label(tokens[q], vocab) for q in queries],
-                       fontsize=6)
+                       fontsize=8)
     if keys is not None:
         for i, k in enumerate(keys):
             if k >= 0:
                 ax.add_patch(plt.Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, ec="C3", lw=1.2))
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=10)
 
 
 def plot_heads(axes, one: dict, vocab: int, title: str = ""):
@@ -159,8 +159,9 @@ def plot_robustness(results: dict, title: str, trained: dict | None = None):
 
 
 # the kind × kind entries plot_blocks draws: (key kind, query kind) → what a large value means
-KIND_ENTRIES = {("edge", "bwd"): "edges, climbing", ("root", "bwd"): "ROOT marker, climbing",
-                ("bos", "bwd"): "BOS, climbing", ("bwd", "fwd"): "chain of thought, descending",
+KIND_ENTRIES = {("edge", "bwd"): "edges, climbing", ("bwd", "bwd"): "chain of thought, climbing",
+                ("root", "bwd"): "ROOT marker, climbing", ("bos", "bwd"): "BOS, climbing",
+                ("bwd", "fwd"): "chain of thought, descending",
                 ("fwd", "fwd"): "forward tokens, descending", ("root", "fwd"): "ROOT marker, descending"}
 PHASE_STYLE = {"descend": ("C2", "descending solved"), "switch": ("C1", "switch solved"),
                "climb": ("C0", "climbing solved"), "division": ("C3", "division of labour")}
@@ -182,43 +183,45 @@ def _phase_legend(fig, phases: dict | None):
 
 
 def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
-    """Entries of each head's key–query blocks over training, one column per head; returns the figure.
+    """Entries of each head's key–query blocks over training, one row per head; returns the figure.
 
-    Top row: the mean diagonal of the node blocks — ``W_h[b, b]`` ("the token whose slot b is my
+    Left: the mean diagonal of the node blocks — ``W_h[b, b]`` ("the token whose slot b is my
     current node": the edge whose child is me, my own chain-of-thought token) and ``W_h[a, b]``
-    ("the edges whose parent is me"). Bottom row: the token-kind preferences of
-    :data:`KIND_ENTRIES`. ``log``: a theory-model log (``step``, ``blocks``); ``phases``
-    (:func:`~helpers.tree_cot.analysis.phases`) draws its steps as dotted lines.
+    ("the edges whose parent is me"). Right: the token-kind preferences of :data:`KIND_ENTRIES`
+    (solid: climbing queries, dashed: descending ones). ``log``: a theory-model log (``step``,
+    ``blocks``); ``phases`` (:func:`~helpers.tree_cot.analysis.phases`) draws its steps as dotted lines.
     """
     from .analysis import KEY_KINDS, QUERY_KINDS
 
     steps = log["step"]
     blocks = log["blocks"]
     n_heads = len(blocks[0]["child_is_me"])
-    fig, axes = plt.subplots(2, n_heads, figsize=(4.2 * n_heads, 6.2), sharex=True, sharey="row", squeeze=False)
+    fig, axes = plt.subplots(n_heads, 2, figsize=(10, 3.6 * n_heads + 0.8), sharex=True, squeeze=False,
+                             gridspec_kw={"width_ratios": (1, 1.25)})
     for h in range(n_heads):
-        ax = axes[0, h]
+        ax = axes[h, 0]
         ax.plot(steps, [b["child_is_me"][h] for b in blocks], color="k", lw=2, label="child is me: $W[b,b]_{ii}$")
         ax.plot(steps, [b["parent_is_me"][h] for b in blocks], color="0.5", lw=2, ls="--",
                 label="parent is me: $W[a,b]_{ii}$")
-        ax.set_title(f"head {h}: node blocks (mean diagonal)", fontsize=10)
-        ax = axes[1, h]
+        ax.set(title=f"head {h}: node blocks (mean diagonal)", ylabel="entry of $W_h$")
+        ax.legend(fontsize=9, loc="upper left")
+        ax = axes[h, 1]
         for i, ((k, q), label) in enumerate(KIND_ENTRIES.items()):
             ki, qi = KEY_KINDS.index(k), QUERY_KINDS.index(q)
             ax.plot(steps, [b["kind"][h][ki][qi] for b in blocks], color=f"C{i}", lw=1.8,
                     ls="-" if q == "bwd" else "--", label=label)
-        ax.set_title(f"head {h}: token-kind preferences", fontsize=10)
-        ax.set_xlabel("training step")
-        for ax in axes[:, h]:
+        ax.set(title=f"head {h}: token-kind preferences (key kind, stage)")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.45 * (hi - lo))  # room for the legend above the curves
+        ax.legend(fontsize=8.5, loc="upper left", ncol=2)
+        for ax in axes[h]:
             _mark_phases(ax, phases)
             ax.axhline(0, color="0.8", lw=0.8, zorder=0)
-    axes[0, 0].set_ylabel("entry of $W_h$")
-    axes[1, 0].set_ylabel("entry of $W_h$ (key kind, query kind)")
-    axes[0, -1].legend(fontsize=9, loc="upper left")
-    axes[1, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title="key kind, stage")
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     _phase_legend(fig, phases)
     return fig
 
