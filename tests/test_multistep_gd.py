@@ -357,3 +357,80 @@ def test_check_rollout_accepts_rollout_and_explains_mistakes():
         check_rollout(only_latest_token)
     with pytest.raises(ExerciseError, match="shape"):
         check_rollout(lambda model, X, y, k: torch.zeros(1))
+
+
+# --------------------------------------------------------------------------------------------
+# the looped layer on the query-prediction task
+
+
+def _hand_looped(W_PV, W_KQ, X, y, x_q, loops):
+    """The looped ICL layer written column by column in float64: returns ŷ_q after each loop."""
+    B, d, n = X.shape
+    out = torch.zeros(B, loops, dtype=torch.float64)
+    for b in range(B):
+        cols = [torch.cat([X[b, :, i], y[b, i:i + 1]]) for i in range(n)] + [torch.cat([x_q[b], torch.zeros(1)])]
+        for t in range(loops):
+            new = []
+            for z_j in cols:
+                upd = torch.zeros(d + 1, dtype=torch.float64)
+                for z_i in cols[:n]:  # keys and values: the data tokens only
+                    upd += (W_PV @ z_i) * (z_i @ (W_KQ @ z_j))
+                new.append(z_j + upd / n)
+            cols = new
+            out[b, t] = -cols[n][d]
+    return out
+
+
+def test_looped_query_forward_matches_a_hand_written_loop():
+    from helpers.multistep_gd.models import QueryLSA, looped_query_predict
+    g = torch.Generator().manual_seed(3)
+    d, n, B = 3, 5, 4
+    m = QueryLSA(d, init_std=0.3, generator=g, dtype=torch.float64)
+    X, y, x_q = torch.randn(B, d, n, generator=g, dtype=torch.float64), torch.randn(B, n, generator=g,
+                                                                                    dtype=torch.float64), \
+        torch.randn(B, d, generator=g, dtype=torch.float64)
+    got = looped_query_predict(m, X, y, x_q, 3, return_all=True)
+    want = _hand_looped(m.W_PV.detach(), m.W_KQ.detach(), X, y, x_q, 3)
+    torch.testing.assert_close(got.detach(), want, rtol=1e-10, atol=1e-10)
+
+
+def test_gd_query_weights_make_L_loops_L_steps_of_gradient_descent():
+    from helpers.multistep_gd.data import gd_query_predictions
+    from helpers.multistep_gd.models import QueryLSA, gd_query_weights, looped_query_predict
+    g = torch.Generator().manual_seed(0)
+    d, n, B, eta = 4, 12, 16, 0.4
+    X = torch.randn(B, d, n, generator=g, dtype=torch.float64)
+    w = torch.randn(B, d, generator=g, dtype=torch.float64)
+    y = torch.einsum("bdn,bd->bn", X, w)
+    x_q = torch.randn(B, d, generator=g, dtype=torch.float64)
+    m = QueryLSA(d, init_std=0.0, dtype=torch.float64)
+    with torch.no_grad():
+        W_PV, W_KQ = gd_query_weights(d, eta)
+        m.W_PV.copy_(W_PV)
+        m.W_KQ.copy_(W_KQ)
+    got = looped_query_predict(m, X, y, x_q, 6, return_all=True)
+    torch.testing.assert_close(got.detach(), gd_query_predictions(X, y, x_q, eta, 6), rtol=1e-9, atol=1e-9)
+
+
+def test_looped_query_bad_input():
+    from helpers.multistep_gd.models import QueryLSA, gd_query_weights, looped_query_predict, query_prompt
+    m = QueryLSA(2)
+    X, y, x_q = torch.zeros(1, 2, 3), torch.zeros(1, 3), torch.zeros(1, 2)
+    with pytest.raises(ValueError, match="loops must be an int >= 1"):
+        looped_query_predict(m, X, y, x_q, 0)
+    with pytest.raises(ValueError, match=r"x_q must have shape \(B, d\)"):
+        query_prompt(X, y, torch.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"y must have shape \(B, n\)"):
+        query_prompt(X, torch.zeros(1, 4), x_q)
+    with pytest.raises(ValueError, match="init_std must be >= 0"):
+        QueryLSA(2, init_std=-1.0)
+    with pytest.raises(ValueError, match="eta must be > 0"):
+        gd_query_weights(2, 0.0)
+
+
+def test_looped_query_training_learns():
+    from helpers.multistep_gd.train import SettingConfig, train_looped_query
+    setting = SettingConfig(d=3, n=12, k=2, eta=0.5)
+    model, history = train_looped_query(setting, loops=2, steps=150, batch=128, test=500, progress=False)
+    errors = history.eval_array("test_error")
+    assert errors[-1] < 0.5 * errors[0]  # the untrained model predicts about 0: error about E y_q² = d

@@ -18,23 +18,25 @@ from . import analysis, claims, data, exercises, models, plots, train
 from .analysis import (effective_eta, evaluate_cot, generalisation_over_kappa, generalisation_over_n,
                        held_out_prompts, no_cot_optimum, sparsity_report, two_stage_times)
 from .data import (Prompts, UnstableStepWarning, covariance_with_condition, empirical_covariance, gd_iterates,
-                   one_step_error, one_step_optimum, sample_prompts, squared_error, stability_bound)
+                   gd_query_predictions, one_step_error, one_step_optimum, sample_prompts, squared_error, stability_bound)
 from .exercises import check_gd_weights, check_rollout
-from .models import (LinearSelfAttention, SparseLSA, blocks, gd_weights, looped_predict, no_cot_predict,
-                     predict_next, prompt_matrix, rollout, teacher_forced)
+from .models import (LinearSelfAttention, QueryLSA, SparseLSA, blocks, gd_query_weights, gd_weights, looped_predict,
+                     looped_query_predict, no_cot_predict, predict_next, prompt_matrix, query_prompt, rollout,
+                     teacher_forced)
 from .train import (CHAPTER, KAPPAS, SCHEMA, SEED, TEST_NS, SettingConfig, Sizes, batch_fn, cot_loss, full_run,
-                    looped_loss, no_cot_loss, sizes, store, train_balanced, train_cot, train_looped, train_no_cot,
-                    weight_snapshot)
+                    looped_loss, looped_query_loss, no_cot_loss, query_batch_fn, sizes, store, train_balanced,
+                    train_cot, train_looped, train_looped_query, train_no_cot, weight_snapshot)
 
 __all__ = [
     "analysis", "claims", "data", "exercises", "models", "plots", "train",
     "Prompts", "UnstableStepWarning", "covariance_with_condition", "empirical_covariance", "gd_iterates",
-    "one_step_error", "one_step_optimum", "sample_prompts", "squared_error", "stability_bound",
-    "LinearSelfAttention", "SparseLSA", "blocks", "gd_weights", "looped_predict", "no_cot_predict",
-    "predict_next", "prompt_matrix", "rollout", "teacher_forced",
+    "gd_query_predictions", "one_step_error", "one_step_optimum", "sample_prompts", "squared_error", "stability_bound",
+    "LinearSelfAttention", "QueryLSA", "SparseLSA", "blocks", "gd_query_weights", "gd_weights", "looped_predict",
+    "looped_query_predict", "no_cot_predict", "predict_next", "prompt_matrix", "query_prompt", "rollout",
+    "teacher_forced",
     "CHAPTER", "KAPPAS", "SCHEMA", "SEED", "TEST_NS", "SettingConfig", "Sizes", "batch_fn", "cot_loss", "full_run",
-    "looped_loss", "no_cot_loss", "sizes", "store", "train_balanced", "train_cot", "train_looped", "train_no_cot",
-    "weight_snapshot",
+    "looped_loss", "looped_query_loss", "no_cot_loss", "query_batch_fn", "sizes", "store", "train_balanced",
+    "train_cot", "train_looped", "train_looped_query", "train_no_cot", "weight_snapshot",
     "effective_eta", "evaluate_cot", "generalisation_over_kappa", "generalisation_over_n", "held_out_prompts",
     "no_cot_optimum", "sparsity_report", "two_stage_times",
     "check_gd_weights", "check_rollout",

@@ -139,6 +139,15 @@ def gd_iterates(X: torch.Tensor, y: torch.Tensor, eta: float, k: int, w0: torch.
     return torch.stack(iterates, dim=1)
 
 
+def gd_query_predictions(X: torch.Tensor, y: torch.Tensor, x_q: torch.Tensor, eta: float, k: int) -> torch.Tensor:
+    """``x_qᵀ w_j`` for the exact GD iterates ``w_1 … w_k`` (:func:`gd_iterates` from 0): (B, k).
+    ``x_q``: (B, d) queries."""
+    if x_q.shape != X.shape[:2]:
+        raise ValueError(f"x_q must have shape (B, d) = {tuple(X.shape[:2])}; got {tuple(x_q.shape)}")
+    W = gd_iterates(X, y, eta, k, warn=False)[:, 1:]
+    return torch.einsum("bkd,bd->bk", W, x_q)
+
+
 def one_step_optimum(n: int, d: int) -> float:
     """The best single GD step from 0 for isotropic data: ``η* = n / (n + d + 1)``."""
     check_int("n", n, 1)

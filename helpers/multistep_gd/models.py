@@ -201,3 +201,90 @@ def looped_predict(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor,
         Z = model(Z, n)
         outs.append(_read_w(Z[:, :, -1], model.d))
     return torch.stack(outs, dim=1) if return_all else outs[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# in-context regression: predicting the query's label, with a looped layer
+#
+# The abstract's looped result is about in-context learning of linear regression: the model sees
+# ``(x_i, y_i)``, i = 1..n, and a query ``x_q``, and predicts ``y_q = <w*, x_q>``. The prompt is
+# the usual ICL matrix with ``d + 1`` rows,
+#
+#     rows:         x (d)   y (1)
+#     data token    x_i     y_i        i = 1..n
+#     query token   x_q     0
+#
+# and one linear self-attention layer in which only the data tokens are keys and values (the
+# query's empty label must not enter the sum):
+#
+#     Z ← Z + W^{PV} Z_D (Z_Dᵀ W^{KQ} Z) / n,        Z_D = the n data columns of Z.
+#
+# A looped model applies the same layer L times to the whole matrix (every column is updated) and
+# predicts ``ŷ_q = −(y-row of the query column)``. With ``W^{KQ} = [[I, 0], [0, 0]]`` and
+# ``W^{PV}`` zero except ``−η`` on the y-row/y-column, one application turns every data label into
+# its residual ``y_i − x_iᵀ w`` and subtracts ``η x_qᵀ X r / n`` from the query's label slot: L
+# loops are exactly L steps of gradient descent from ``w_0 = 0``, ``ŷ_q = x_qᵀ w_L``
+# (:func:`gd_query_weights`).
+
+
+def query_prompt(X: torch.Tensor, y: torch.Tensor, x_q: torch.Tensor) -> torch.Tensor:
+    """``[data tokens (x_i, y_i) | query token (x_q, 0)]``: ``X`` (B, d, n), ``y`` (B, n), ``x_q`` (B, d)
+    → (B, d+1, n+1)."""
+    if X.ndim != 3:
+        raise ValueError(f"X must have shape (B, d, n); got {tuple(X.shape)}")
+    B, d, n = X.shape
+    if y.shape != (B, n):
+        raise ValueError(f"y must have shape (B, n) = ({B}, {n}); got {tuple(y.shape)}")
+    if x_q.shape != (B, d):
+        raise ValueError(f"x_q must have shape (B, d) = ({B}, {d}); got {tuple(x_q.shape)}")
+    Z = X.new_zeros(B, d + 1, n + 1)
+    Z[:, :d, :n] = X
+    Z[:, d, :n] = y
+    Z[:, :d, n] = x_q
+    return Z
+
+
+class QueryLSA(nn.Module):
+    """One linear self-attention layer on the ICL prompt (keys and values: the data tokens only),
+    with full trainable ``W^{PV}``, ``W^{KQ}`` ∈ R^{(d+1)×(d+1)}, Gaussian-initialised with std ``init_std``."""
+
+    def __init__(self, d: int, init_std: float = 0.01, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.d = check_int("d", d, 1)
+        if not init_std >= 0:
+            raise ValueError(f"init_std must be >= 0; got {init_std}")
+        D = d + 1
+        self.W_PV = nn.Parameter(init_std * torch.randn(D, D, generator=generator, dtype=dtype))
+        self.W_KQ = nn.Parameter(init_std * torch.randn(D, D, generator=generator, dtype=dtype))
+
+    def forward(self, Z: torch.Tensor, n: int) -> torch.Tensor:
+        """``Z + W^{PV} Z_D (Z_Dᵀ W^{KQ} Z) / n`` for ``Z`` (B, d+1, n+1), ``Z_D = Z[:, :, :n]``."""
+        K = Z[:, :, :n]
+        return Z + self.W_PV @ (K @ (K.transpose(1, 2) @ (self.W_KQ @ Z))) / n
+
+
+def gd_query_weights(d: int, eta: float, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W^{PV}, W^{KQ})`` that make one :class:`QueryLSA` application one GD step of size η."""
+    check_int("d", d, 1)
+    if not eta > 0:
+        raise ValueError(f"eta must be > 0; got {eta}")
+    W_PV = torch.zeros(d + 1, d + 1, dtype=dtype)
+    W_PV[d, d] = -eta
+    W_KQ = torch.zeros(d + 1, d + 1, dtype=dtype)
+    W_KQ[:d, :d] = torch.eye(d, dtype=dtype)
+    return W_PV, W_KQ
+
+
+def looped_query_predict(model: QueryLSA, X: torch.Tensor, y: torch.Tensor, x_q: torch.Tensor, loops: int,
+                         return_all: bool = False) -> torch.Tensor:
+    """``ŷ_q`` after applying ``model`` ``loops`` times to :func:`query_prompt`: (B,), or with
+    ``return_all`` the prediction after each loop, (B, loops). ``loops = 1`` is the single pass."""
+    check_int("loops", loops, 1)
+    n = X.shape[-1]
+    Z = query_prompt(X, y, x_q)
+    outs = []
+    for _ in range(loops):
+        Z = model(Z, n)
+        outs.append(-Z[:, model.d, n])
+    return torch.stack(outs, dim=1) if return_all else outs[-1]

@@ -6,6 +6,8 @@ functions, and the full run that measures everything the claims need.
 - :func:`batch_fn`, :func:`cot_loss`, :func:`no_cot_loss`, :func:`looped_loss` — what training sees;
 - :func:`train_no_cot`, :func:`train_cot`, :func:`train_balanced`, :func:`train_looped` — each trains
   one model with :func:`helpers.train` and returns it with its :class:`~helpers.training.History`;
+- :func:`query_batch_fn`, :func:`looped_query_loss`, :func:`train_looped_query` — the looped layer on
+  in-context regression (predicting the query's label);
 - :func:`full_run` — every model at a mode's sizes, and the ``metrics`` that
   :func:`helpers.multistep_gd.claims.evaluate` judges; :func:`store` — where it is saved.
 
@@ -33,7 +35,8 @@ from ..training import checkpoint_schedule, train
 from .analysis import (effective_eta, evaluate_cot, generalisation_over_kappa, generalisation_over_n,
                        held_out_prompts, no_cot_optimum, sparsity_report, two_stage_times)
 from .data import gd_iterates, sample_prompts, squared_error
-from .models import LinearSelfAttention, SparseLSA, looped_predict, no_cot_predict, rollout, teacher_forced
+from .models import (LinearSelfAttention, QueryLSA, SparseLSA, looped_predict, looped_query_predict, no_cot_predict,
+                     rollout, teacher_forced)
 
 CHAPTER = "multistep_gd"
 SCHEMA = 1
@@ -244,6 +247,59 @@ def train_looped(setting: SettingConfig, *, loops: int, steps: int, batch: int, 
                     eval_fn=lambda m: {"test_error": squared_error(looped_predict(m, P.X, P.y, loops), P.w_star).mean().item()},
                     progress=progress, desc=f"looped x{loops}")
     return model, history
+
+
+# --------------------------------------------------------------------------------------------
+# the looped layer on the query-prediction task (in-context regression)
+
+
+QUERY_STREAM = 7000  # offset of the queries' random stream from the prompts' (same seed, same step)
+
+
+def query_batch_fn(setting: SettingConfig, batch: int, seed: int, Sigma: torch.Tensor | None = None):
+    """``batch_fn(step) -> (Prompts, x_q (B, d), y_q (B,))``: prompts as :func:`batch_fn` and a query
+    ``x_q ~ N(0, Σ)`` per prompt with its label ``y_q = <w*, x_q>``."""
+    check_int("batch", batch, 1)
+
+    def draw(step: int):
+        P = sample_prompts(batch, setting.n, setting.d, Sigma=Sigma, generator=step_generator(seed, step))
+        Q = sample_prompts(batch, 1, setting.d, Sigma=Sigma, generator=step_generator(seed + QUERY_STREAM, step))
+        x_q = Q.X[:, :, 0]
+        return P, x_q, torch.einsum("bd,bd->b", x_q, P.w_star)
+    return draw
+
+
+def looped_query_loss(loops: int):
+    """Mean squared error of ``ŷ_q`` after ``loops`` applications of the shared layer (end to end)."""
+    check_int("loops", loops, 1)
+
+    def loss(model: QueryLSA, batch) -> torch.Tensor:
+        P, x_q, y_q = batch
+        return ((looped_query_predict(model, P.X, P.y, x_q, loops) - y_q) ** 2).mean()
+    return loss
+
+
+def train_looped_query(setting: SettingConfig, *, loops: int, steps: int, batch: int, seed: int = 0,
+                       lr: float = 1e-2, init_std: float = 0.01, test: int = 2000, progress: bool | None = None):
+    """Train a :class:`QueryLSA` applied ``loops`` times (weights shared; ``loops = 1`` is the single
+    pass with the same parameters) end to end on the query prediction of ``setting``'s prompts.
+
+    Returns ``(model, history)``; ``history`` evaluates ``test_error`` (mean squared error of
+    ``ŷ_q`` on ``test`` held-out prompts) at checkpoints.
+    """
+    model = QueryLSA(setting.d, init_std=init_std, generator=torch_generator(seed))
+    P, x_q, y_q = query_batch_fn(setting, test, HELD_OUT_QUERY_SEED)(0)
+    opt, sched = _adam(model, lr, steps)
+    history = train(model, looped_query_loss(loops), query_batch_fn(setting, batch, seed), steps=steps,
+                    optimizer=opt, scheduler=sched, grad_clip=1.0, log_every=max(1, steps // 100),
+                    checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // 20), n_log=20),
+                    eval_fn=lambda m: {"test_error": ((looped_query_predict(m, P.X, P.y, x_q, loops) - y_q) ** 2)
+                                       .mean().item()},
+                    progress=progress, desc=f"looped x{loops}, query prediction")
+    return model, history
+
+
+HELD_OUT_QUERY_SEED = 424242
 
 
 # --------------------------------------------------------------------------------------------
