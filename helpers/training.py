@@ -157,8 +157,9 @@ def train(
         save_every: save the state every this many steps (and at the end), when ``resume_path``.
         progress: show a ``tqdm`` bar (default: yes, except in smoke mode).
         prefetch: draw up to this many batches ahead in a worker process (0: none; ignored where
-            processes cannot fork, e.g. Windows). Worth it when ``batch_fn`` is Python-heavy and a second core is free:
-            the next batches are drawn while the model trains. The batches are the same.
+            processes cannot fork, e.g. Windows). Worth it when ``batch_fn`` is Python-heavy and a
+            second core is free: the next batches are drawn while the model trains. The batches
+            are the same.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the message names the step).

@@ -62,6 +62,14 @@ def prompt_matrix(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor | None = Non
     return torch.cat([data_tokens(X, y), cot_tokens(W)], dim=2)
 
 
+def _gaussian_pair(D: int, init_std: float, generator: torch.Generator | None,
+                   dtype: torch.dtype) -> tuple[nn.Parameter, nn.Parameter]:
+    """``(W^{PV}, W^{KQ})``: two trainable D × D matrices with entries ``N(0, init_std²)``."""
+    if not init_std >= 0:
+        raise ValueError(f"init_std must be >= 0; got {init_std}")
+    return tuple(nn.Parameter(init_std * torch.randn(D, D, generator=generator, dtype=dtype)) for _ in range(2))
+
+
 class LinearSelfAttention(nn.Module):
     """One LSA layer with full trainable matrices ``W^{PV}``, ``W^{KQ}`` ∈ R^{(2d+2)×(2d+2)}.
 
@@ -73,11 +81,7 @@ class LinearSelfAttention(nn.Module):
                  dtype: torch.dtype = torch.float32):
         super().__init__()
         self.d = check_int("d", d, 1)
-        if not init_std >= 0:
-            raise ValueError(f"init_std must be >= 0; got {init_std}")
-        D = 2 * d + 2
-        self.W_PV = nn.Parameter(init_std * torch.randn(D, D, generator=generator, dtype=dtype))
-        self.W_KQ = nn.Parameter(init_std * torch.randn(D, D, generator=generator, dtype=dtype))
+        self.W_PV, self.W_KQ = _gaussian_pair(2 * d + 2, init_std, generator, dtype)
 
     def matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(W^{PV}, W^{KQ})`` as full (2d+2, 2d+2) matrices."""
@@ -252,11 +256,7 @@ class QueryLSA(nn.Module):
                  dtype: torch.dtype = torch.float32):
         super().__init__()
         self.d = check_int("d", d, 1)
-        if not init_std >= 0:
-            raise ValueError(f"init_std must be >= 0; got {init_std}")
-        D = d + 1
-        self.W_PV = nn.Parameter(init_std * torch.randn(D, D, generator=generator, dtype=dtype))
-        self.W_KQ = nn.Parameter(init_std * torch.randn(D, D, generator=generator, dtype=dtype))
+        self.W_PV, self.W_KQ = _gaussian_pair(d + 1, init_std, generator, dtype)
 
     def forward(self, Z: torch.Tensor, n: int) -> torch.Tensor:
         """``Z + W^{PV} Z_D (Z_Dᵀ W^{KQ} Z) / n`` for ``Z`` (B, d+1, n+1), ``Z_D = Z[:, :, :n]``."""

@@ -18,7 +18,7 @@ from . import analysis, claims, data, exercises, models, plots, train
 from .analysis import (attention_for_example, block_summary, by_depth, evaluate, exact_path_accuracy,
                        filter_sort_decode, filter_sort_evaluate, filter_sort_target, greedy_decode, h_summary,
                        head_usage, per_step_accuracy, phases, random_child_baseline, robustness, role_assignment,
-                       roles, specialisation, stage_switch_accuracy, steps_text, target_sequence, token_label)
+                       roles, stage_switch_accuracy, steps_text, target_sequence, token_label)
 from .data import (BOS, BWD, EDGE, FILTER_SORT_TASKS, FWD, KINDS, PAD, ROOT, TASKS, Encoded, Example,
                    FilterSortExample, Tree, backward_path, chain_tree, distractor_edges, encode, filter_sort_encode,
                    filter_sort_sample, filter_sort_sequence, forward_path, make_example, perfect_batch, perfect_tree,
@@ -50,7 +50,7 @@ __all__ = [
     # analysis
     "attention_for_example", "block_summary", "by_depth", "evaluate", "exact_path_accuracy", "filter_sort_decode",
     "filter_sort_evaluate", "filter_sort_target", "greedy_decode", "h_summary", "head_usage", "per_step_accuracy",
-    "phases", "random_child_baseline", "robustness", "role_assignment", "roles", "specialisation",
+    "phases", "random_child_baseline", "robustness", "role_assignment", "roles",
     "stage_switch_accuracy", "steps_text", "target_sequence", "token_label",
     # plots
     "draw_tree", "plot_attention", "plot_blocks", "plot_h_snapshots", "plot_heads", "plot_robustness", "plot_roles",

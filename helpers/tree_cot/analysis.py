@@ -13,15 +13,16 @@ next node (or END) can be decoded greedily (:func:`greedy_decode`): the theory m
 **What the heads do.**
 
 - :func:`head_usage` — for every head, the mean attention a query puts on the token a correct
-  one-step lookup reads (``Encoded.key``: the edge whose child is the current node when
-  climbing, the chain-of-thought token of the current node when descending) and on BOS (where
-  a head "parks" when it has nothing to do), separately for backward- and forward-stage queries.
-- :func:`specialisation` — one number per head and stage from that: the attention on the right
-  token. A head *specialises* on a stage when it does the lookup in that stage and not in the other.
-- :func:`h_summary` — the theory model's ``H`` (key child slot × query node slot): mean
-  diagonal, mean and largest off-diagonal entry.
+  one-step lookup reads (``Encoded.key``), on BOS (where a head "parks" when it has nothing to
+  do), on the ROOT marker at the switch and on stage-bit tokens, per group of queries
+  (climbing, the switch, descending).
+- :func:`roles`, :func:`role_assignment` — each theory-model head's exact share of the node
+  prediction (traverse) and of the stage signal (control), and which head does which job.
+- :func:`h_summary` — the theory model's ``H`` (key slot b × query slot b): mean diagonal, mean
+  and largest off-diagonal entry; :func:`block_summary` — the key–query block entries per head.
 - :func:`attention_for_example` — one example's attention maps per generated step.
-- :func:`phases` — when each stage is learned and when each head parks (forward theory model).
+- :func:`phases` — when climbing, the switch and descending are learned, and when the heads'
+  division of labour reaches a strength (forward theory model).
 
 **Baselines and generalisation.** :func:`random_child_baseline` (descend by a random child),
 :func:`robustness` (accuracy on the sets of :func:`~helpers.tree_cot.data.robustness_sets`), and
@@ -123,20 +124,20 @@ def _decode_chunk(model, examples, vocab, task, max_steps, device):
     END = vocab
     seqs = [prompt(ex.edges, ex.root, ex.goal, vocab, task) for ex in examples]
     fixed = {"backward": 0, "direct": 1}.get(task)  # one-stage tasks: the stage is the task's
-    emitted: list[list[tuple[int, int]]] = [[] for _ in examples]
+
+    def predict(m, live_seqs, V, dev) -> list[tuple[int, int]]:
+        steps = next_steps(m, live_seqs, V, dev)
+        return steps if fixed is None else [(v, fixed) for v, _ in steps]
 
     def append(i: int, p: tuple[int, int]) -> bool:
         v, s = p
-        s = s if fixed is None else fixed
-        emitted[i].append((v, s))
         if v == END:
             return False
         seqs[i].append(step_token(seqs[i][-1][1], v, s, vocab))
         return True
 
     limit = max_steps or 2 * (max(len(ex.edges) for ex in examples) + 2)
-    greedy_loop(model, seqs, vocab, limit, device, append, predict=next_steps)
-    return emitted
+    return greedy_loop(model, seqs, vocab, limit, device, append, predict=predict)
 
 
 def exact_path_accuracy(emitted: list[list[tuple[int, int]]], examples: list[Example], vocab: int,
@@ -292,13 +293,6 @@ def role_assignment(r) -> dict:
             "traverse": r[:, 0].tolist(), "control": r[:, 1].tolist()}
 
 
-def specialisation(usage: dict) -> np.ndarray:
-    """(n_heads, 2) array: attention on the correct lookup token, columns (backward, forward)."""
-    cols = [usage.get(s, {}).get("lookup") for s in ("backward", "forward")]
-    n = len(next(c for c in cols if c is not None))
-    return np.array([[c[h] if c is not None else np.nan for c in cols] for h in range(n)])
-
-
 @torch.no_grad()
 def h_summary(model) -> dict:
     """Mean diagonal, mean off-diagonal and max |off-diagonal| of the theory model's ``H``."""
@@ -327,7 +321,7 @@ def block_summary(model) -> dict:
     """
     N = model.vocab
     out = {"child_is_me": [], "parent_is_me": [], "kind": []}
-    q_idx = [("edge", "root", "bwd", "fwd", "bos").index(k) for k in QUERY_KINDS]
+    q_idx = [KEY_KINDS.index(k) for k in QUERY_KINDS]  # KEY_KINDS is the embedding's kind order
     for h in range(model.n_heads):
         out["child_is_me"].append(model.block(h, "b", "b")[:N, :N].diag().mean().item())
         out["parent_is_me"].append(model.block(h, "a", "b")[:N, :N].diag().mean().item())
