@@ -8,11 +8,12 @@ import torch
 
 from helpers import ExerciseError, History, torch_generator
 from helpers.multistep_gd import (LinearSelfAttention, SettingConfig, Sizes, SparseLSA, UnstableStepWarning, analysis,
-                                  batch_fn, claims, cot_loss, covariance_with_condition, effective_eta, evaluate_cot,
-                                  gd_iterates, gd_weights, looped_loss, looped_predict, no_cot_predict,
-                                  one_step_error, one_step_optimum, predict_next, prompt_matrix, rollout,
-                                  sample_prompts, sizes, sparsity_report, squared_error, stability_bound,
-                                  teacher_forced, two_stage_times)
+                                  batch_fn, best_gd_query, claims, cot_loss, covariance_with_condition, effective_eta,
+                                  evaluate_cot, first_step_with_gain, gd_iterates, gd_weights, looped_loss,
+                                  looped_predict, no_cot_predict, one_step_error, one_step_optimum, predict_next,
+                                  prompt_matrix, query_batch_fn, recovery_curve, rollout, sample_prompts,
+                                  sign_flip_step, sizes, sparsity_report, squared_error, stability_bound,
+                                  stable_step, teacher_forced, train_balanced, two_stage_times)
 
 F64 = torch.float64
 
@@ -199,10 +200,13 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
     out = store(output_root("smoke"))
     assert out.dir.parts[-3:] == (".scratch", "smoke", "multistep_gd")
     table = out.load_claims()
-    assert len(table) == 7 + 3 and all(isinstance(c.holds, bool) for c in table.claims)
+    # one setting: 6 claims; query loops (1, 2): 2; looped weights, two stages, wrong sign, 2 generalisation
+    assert len(table) == 6 + 2 + 5 and all(isinstance(c.holds, bool) for c in table.claims)
     assert out.read_run()["mode"] == "smoke"
     metrics = out.load_json("metrics.json")
-    assert set(metrics) >= {"settings", "balanced", "generalisation_n", "generalisation_kappa"}
+    assert set(metrics) >= {"settings", "looped", "looped_query", "balanced", "wrong_sign", "generalisation_n",
+                            "generalisation_kappa"}
+    assert len(metrics["settings"][0]["recovery"]["model_mean"]) == sizes("smoke").k_max + 1
     # the stored metrics alone re-derive the same verdicts (every claim input is in metrics.json)
     assert [c.to_dict() for c in claims.evaluate(metrics)] == [c.to_dict() for c in table.claims]
     assert "W_PV" in " ".join(out.load_arrays("weights.npz"))
@@ -210,12 +214,29 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
 
 # ---------------------------------------------------------------- settings, sizes
 
+def small_sizes(**change):
+    kw = dict(settings=(SettingConfig(4, 8, 4, 0.5),), generalisation=SettingConfig(4, 8, 4, 0.5), batch=64, steps=10,
+              k_max=10, loop_steps=10, loops=2, query_steps=10, query_loops=(1, 2), balanced_steps=10, test=16)
+    return Sizes(**{**kw, **change})
+
+
 def test_the_sizes_hold_together():
     for mode in ("smoke", "default", "full"):
         cfg = sizes(mode)
         assert isinstance(cfg, Sizes) and cfg.settings and all(isinstance(s, SettingConfig) for s in cfg.settings)
+        assert cfg.k_max >= claims.K_RECOVERY and 1 in cfg.query_loops
+    assert sizes("full").generalisation in sizes("full").settings
+    assert [s.n for s in sizes("full").settings] == [20, 40, 80, 160]
     with pytest.raises(dataclasses.FrozenInstanceError):
         sizes("full").steps = 1
+    small_sizes()
+
+
+def test_the_full_settings_use_the_step_each_n_allows():
+    """The declared η of each full setting is what stable_step finds (the rule, not a hand pick)."""
+    from helpers.multistep_gd import FULL_SETTINGS
+    for s in FULL_SETTINGS:
+        assert s.eta == stable_step(s.d, s.n, k_max=40), s
 
 
 @pytest.mark.parametrize("make, error, match", [
@@ -223,38 +244,128 @@ def test_the_sizes_hold_together():
     (lambda: SettingConfig(10, 20, 0, 0.5), ValueError, "k must be an int >= 1"),
     (lambda: SettingConfig(10, 20.0, 20, 0.5), TypeError, "n must be an int"),
     (lambda: SettingConfig(10, 20, 20, 0.0), ValueError, "eta .* must be a number > 0"),
-    (lambda: Sizes((), 1, 1, 1, 1, 1, 1), ValueError, "settings must be a non-empty tuple"),
-    (lambda: Sizes((SettingConfig(4, 8, 4, 0.5),), 64, 0, 1, 1, 1, 1), ValueError, "steps must be an int >= 1"),
+    (lambda: small_sizes(settings=()), ValueError, "settings must be a non-empty tuple"),
+    (lambda: small_sizes(steps=0), ValueError, "steps must be an int >= 1"),
+    (lambda: small_sizes(query_loops=(2, 4)), ValueError, "query_loops must hold 1"),
+    (lambda: small_sizes(query_loops=(1, 0)), ValueError, r"query_loops\[i\] must be an int >= 1"),
+    (lambda: small_sizes(generalisation=None), ValueError, "generalisation must be a SettingConfig"),
 ])
 def test_bad_configs(make, error, match):
     with pytest.raises(error, match=match):
         make()
 
 
+# ---------------------------------------------------------------- how many steps, at which n
+
+def _mean_errors(d, n, eta, k_max, count, seed):
+    """Exact GD's mean error after k = 0 … k_max steps, written as its closed form (I − ηS)^k w*."""
+    P = sample_prompts(count, n, d, generator=torch_generator(seed), dtype=F64)
+    S = P.X @ P.X.transpose(1, 2) / n
+    M = torch.eye(d, dtype=F64) - eta * S
+    out, E = [], torch.eye(d, dtype=F64).expand(count, d, d)
+    for _ in range(k_max + 1):
+        out.append((E @ P.w_star.unsqueeze(-1)).square().sum((1, 2)).mean().item())
+        E = M @ E
+    return out
+
+
+def test_stable_step_is_the_largest_step_whose_mean_error_keeps_falling():
+    d, n, k_max, count = 4, 8, 12, 3000
+    grid = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
+    eta = stable_step(d, n, k_max=k_max, grid=grid, count=count)
+    seed = analysis.STABLE_STEP_SEED + n
+
+    def falls(e):
+        errs = _mean_errors(d, n, e, k_max, count, seed)
+        return all(b <= a or b <= analysis.ROUND_OFF for a, b in zip(errs, errs[1:]))
+    assert falls(eta) and all(not falls(e) for e in grid if e > eta)
+    assert eta < max(grid)  # at n = 2d the largest steps do diverge on some prompts
+    with pytest.raises(ValueError, match="grid must be a non-empty sequence"):
+        stable_step(d, n, grid=())
+    with pytest.raises(ValueError, match="no step size in grid"):
+        stable_step(d, n, grid=(5.0,), count=200)
+
+
+def test_recovery_curve_of_the_construction_is_exact_gd():
+    setting = SettingConfig(d=4, n=16, k=3, eta=0.5)
+    model = gd_model(4, 0.5, dtype=torch.float32)
+    curve = recovery_curve(model, model, setting, k_max=8, test=300)
+    assert len(curve["model_mean"]) == 9  # rolled out past the setting's k = 3
+    np.testing.assert_allclose(curve["model_mean"], curve["gd_mean"], rtol=1e-3)
+    # the no-CoT reference is one pass of the same layer: GD's first step
+    assert curve["no_cot_mean"] == pytest.approx(curve["gd_mean"][1], rel=1e-4)
+    assert first_step_with_gain(curve["model_mean"], curve["no_cot_mean"], 10) == \
+        next(k for k, e in enumerate(curve["gd_mean"]) if e <= curve["no_cot_mean"] / 10)
+    assert first_step_with_gain([1.0, 0.5], 1.0, 100) is None
+    with pytest.raises(ValueError, match="gain must be > 0"):
+        first_step_with_gain([1.0], 1.0, 0)
+
+
+def test_best_gd_query_is_the_minimum_over_the_grid():
+    setting = SettingConfig(d=3, n=10, k=1, eta=0.5)
+    P, x_q, y_q = query_batch_fn(setting, 500, seed=3, dtype=F64)(0)
+    grid = (0.2, 0.5, 0.9)
+    err, eta = best_gd_query(P, x_q, y_q, 2, grid=grid)
+    by_hand = {}
+    for e in grid:
+        w = torch.zeros(500, 3, dtype=F64)
+        for _ in range(2):
+            w = w - e * torch.einsum("bdn,bn->bd", P.X, torch.einsum("bdn,bd->bn", P.X, w) - P.y) / 10
+        by_hand[e] = ((torch.einsum("bd,bd->b", w, x_q) - y_q) ** 2).mean().item()
+    assert eta == min(by_hand, key=by_hand.get) and err == pytest.approx(min(by_hand.values()), rel=1e-12)
+
+
+def test_wrong_sign_start_flips_its_sign_and_sign_flip_step_reads_it():
+    setting = SettingConfig(d=3, n=12, k=3, eta=0.4)
+    _, h = train_balanced(setting, steps=40, batch=64, wrong_sign=True, progress=False)
+    assert h.eval_array("v")[0] < 0 < h.eval_array("w")[0]  # v = −mean diag V_31 starts negative
+    flip = sign_flip_step(h)
+    assert flip > 0 and all(v <= 0 for s, v in zip(h.eval_steps, h.eval_array("v")) if s < flip)
+    planted = History()
+    for step, v in enumerate([-0.1, -0.05, 0.02, 0.3]):
+        planted.record_eval(step * 10, {"v": v, "w": 0.1})
+    assert sign_flip_step(planted) == 20
+    never = History()
+    never.record_eval(0, {"v": -1.0, "w": 1.0})
+    assert np.isnan(sign_flip_step(never))
+
+
 # ---------------------------------------------------------------- claims on planted metrics
+
+def _recovery(no_cot, model, gd, k_max=10):
+    """A recovery curve whose errors after K_RECOVERY steps are ``model`` and ``gd``."""
+    return {"model_mean": [10.0] * k_max + [model], "gd_mean": [10.0] * k_max + [gd],
+            "model_median": [8.0] * k_max + [model], "gd_median": [8.0] * k_max + [gd],
+            "no_cot_mean": no_cot, "no_cot_median": no_cot}
+
 
 def planted_metrics():
     """Metrics of a run in which every claim holds, with a margin on each side of each pass mark."""
-    d, n, k, eta = 10, 20, 20, 0.5
+    d, n, k, eta = 10, 20, 20, 0.4
     theory, eta_star = one_step_error(n, d), one_step_optimum(n, d)
+    assert claims.K_RECOVERY == 10
     return {
+        "sizes": {"generalisation": {"d": d, "n": 80, "k": k, "eta": 0.8}},
         "settings": [{
             "setting": {"d": d, "n": n, "k": k, "eta": eta}, "eta_star": eta_star, "one_step_error_theory": theory,
-            "no_cot": {"test_error": [10.0, theory * 1.01], "eta_hat": eta_star * 1.01, "residual": 1e-4,
-                       "test_median": 3.0},
-            "cot": {"sparsity": {"eta_hat": eta * 1.01, "product_offdiag": 1e-3, "mass_outside": 0.01},
-                    "per_step": {"model_mean": [10.0, 0.0101], "gd_mean": [10.0, 0.0100],
-                                 "model_median": [8.0, 0.0101], "gd_median": [8.0, 0.0100]}},
-            "looped": {"test_error": [10.0, 0.2], "loops": 10},
+            "no_cot": {"test_mean": theory * 1.01, "eta_hat": eta_star * 1.01, "residual": 1e-4, "test_median": 3.0},
+            "cot": {"sparsity": {"eta_hat": eta * 1.01, "product_offdiag": 1e-3, "mass_outside": 0.01}},
+            "recovery": _recovery(3.0, 0.0101, 0.0100),
         }],
+        "looped_query": {"loops": [1, 2], "test_error": [3.5, 1.0], "gd_error": [3.6, 2.0], "gd_eta": [0.6, 0.6]},
+        "looped": {"per_loop": [10.0, 0.2], "loops": 10},
         "balanced": {"v": [0.0, eta * 1.001], "w": [0.0, 0.999],
-                     "stages": {"t_half": 480.0, "t_end": 540.0, "fast_fraction": 0.125, "v_at_half": 0.6,
-                                "w_at_half": 0.9}},
-        "generalisation_n": {"n": [15, 20, 30, 40, 80], "model_median": [1.0, 1.0, 1.0, 1.0, 1.05],
-                             "gd_median": [1.0] * 5},
-        # κ = 50, 100 are off GD, but only κ <= 10 counts
+                     "stages": {"t_half": 700.0, "t_end": 780.0, "fast_fraction": 0.11, "v_at_half": 0.6,
+                                "w_at_half": 0.9}, "sign_flip": 0.0},
+        "wrong_sign": {"v": [-0.001, eta * 1.001], "w": [0.001, 0.999],
+                       "stages": {"t_half": 700.0, "t_end": 780.0, "fast_fraction": 0.11, "v_at_half": 0.6,
+                                  "w_at_half": 0.9}, "sign_flip": 10.0},
+        "generalisation_n": {"n": [40, 80, 160], "model_median": [0.01, 0.01, 0.0105], "gd_median": [0.01] * 3,
+                             "no_cot_median": [2.0] * 3},
+        # κ = 50, 100 are off GD and far from w*, but only κ <= 10 counts
         "generalisation_kappa": {"kappa": [1, 2, 5, 10, 20, 50, 100],
-                                 "model_median": [1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0], "gd_median": [1.0] * 7},
+                                 "model_median": [0.01, 0.01, 0.01, 0.01, 0.01, 3.0, 3.0], "gd_median": [0.01] * 7,
+                                 "no_cot_median": [2.0] * 7},
     }
 
 
@@ -266,20 +377,23 @@ def _set(metrics, path, value):
 
 
 S0 = ("settings", 0)
+R0 = (*S0, "recovery")
 # claim id → the numbers to change (path, value) so that exactly this claim fails
 BREAKS = {
-    "no_cot_plateau[d=10, n=20]": [((*S0, "no_cot", "test_error", -1), one_step_error(20, 10) * 1.07)],
+    "no_cot_plateau[d=10, n=20]": [((*S0, "no_cot", "test_mean"), one_step_error(20, 10) * 1.07)],
     "no_cot_is_one_gd_step[d=10, n=20]": [((*S0, "no_cot", "residual"), 0.02)],
     "cot_sparse_pattern[d=10, n=20]": [((*S0, "cot", "sparsity", "mass_outside"), 0.06)],
-    "cot_tracks_gd[d=10, n=20]": [((*S0, "cot", "per_step", "gd_median", -1), 0.0115)],
+    "cot_tracks_gd[d=10, n=20]": [((*R0, "gd_median", 10), 0.0115)],
     # the CoT error and its GD reference move together: still tracking GD, no longer 100× below no-CoT
-    "cot_beats_no_cot_mean[d=10, n=20]": [((*S0, "cot", "per_step", "model_mean", -1), 0.0404),
-                                           ((*S0, "cot", "per_step", "gd_mean", -1), 0.04)],
-    "cot_beats_no_cot_median[d=10, n=20]": [((*S0, "no_cot", "test_median"), 0.9)],
-    "looped_beats_single_pass[d=10, n=20]": [((*S0, "looped", "test_error", -1), 0.4)],
-    "two_stage_dynamics": [(("balanced", "stages", "fast_fraction"), 0.6)],
-    "generalises_to_other_n": [(("generalisation_n", "model_median", 4), 1.12)],
-    "generalises_to_covariances": [(("generalisation_kappa", "model_median", 3), 0.88)],
+    "cot_beats_no_cot_mean[d=10, n=20]": [((*R0, "model_mean", 10), 0.0404), ((*R0, "gd_mean", 10), 0.04)],
+    "cot_beats_no_cot_median[d=10, n=20]": [((*R0, "no_cot_median"), 0.9)],
+    "looped_beats_single_pass[L=2]": [(("looped_query", "test_error", 1), 1.9), (("looped_query", "gd_error", 1), 2.5)],
+    "looped_beats_gd[L=2]": [(("looped_query", "gd_error", 1), 0.9)],
+    "looped_weights_beat_single_pass[d=10, n=20]": [(("looped", "per_loop", -1), 0.4)],
+    "two_stage_dynamics": [(("balanced", "stages", "fast_fraction"), 0.6), (("wrong_sign", "stages", "fast_fraction"), 0.6)],
+    "wrong_sign_start_aligns_at_once": [(("wrong_sign", "sign_flip"), 60.0)],
+    "generalises_to_other_n": [(("generalisation_n", "model_median", 2), 0.0112)],
+    "generalises_to_covariances": [(("generalisation_kappa", "no_cot_median", 3), 0.5)],
 }
 
 
@@ -287,7 +401,9 @@ def test_planted_metrics_make_every_claim_hold():
     result = claims.evaluate(planted_metrics())
     assert [c.id for c in result] == list(BREAKS)
     assert all(c.holds for c in result), [c.id for c in result if not c.holds]
-    assert {c.id: c.kind for c in result if c.kind != "paper"} == {"generalises_to_other_n": "extension"}
+    assert {c.id for c in result if c.kind == "extension"} == {
+        "looped_beats_gd[L=2]", "looped_weights_beat_single_pass[d=10, n=20]", "wrong_sign_start_aligns_at_once",
+        "generalises_to_other_n"}
     assert all(c.criterion for c in result)
     json.dumps([c.to_dict() for c in result], allow_nan=False)
 
@@ -303,20 +419,25 @@ def test_each_claim_flips_alone(claim_id):
 
 def test_claims_read_missing_and_non_finite_metrics_clearly():
     metrics = planted_metrics()
-    del metrics["settings"][0]["no_cot"]["test_median"]
-    with pytest.raises(KeyError, match=r"\['no_cot'\]\['test_median'\] is missing.*--mode full"):
+    del metrics["settings"][0]["recovery"]
+    with pytest.raises(KeyError, match=r"\['recovery'\] is missing.*--mode full"):
+        claims.evaluate(metrics)
+    metrics = planted_metrics()
+    metrics["settings"][0]["recovery"]["model_mean"] = [1.0] * 5
+    with pytest.raises(ValueError, match="must reach k = 10"):
         claims.evaluate(metrics)
     metrics = planted_metrics()
     metrics["balanced"]["stages"] = dict.fromkeys(metrics["balanced"]["stages"], None)  # NaN in metrics.json
     verdicts = {c.id: c.holds for c in claims.evaluate(metrics)}
-    assert not verdicts["two_stage_dynamics"] and sum(not h for h in verdicts.values()) == 1
+    # the right-sign run's NaN stages fail it and the comparison that needs its t_half
+    assert [k for k, h in verdicts.items() if not h] == ["two_stage_dynamics", "wrong_sign_start_aligns_at_once"]
 
 
 def test_demo_check_is_looser_than_the_claim_only_for_large_n():
-    kw = dict(ns=[20, 80], gd_median=[1.0, 1.0])
+    kw = dict(ns=[claims.DEMO_LARGE_N, 2 * claims.DEMO_LARGE_N], gd_median=[1.0, 1.0])
     assert claims.DEMO_MIN_COT_GAIN < claims.MIN_COT_GAIN
     assert claims.generalises_to_other_n_demo(model_median=[1.05, 1.3], **kw)
-    assert not claims.generalises_to_other_n(n_train=20, model_median=[1.05, 1.3], **kw).holds
+    assert not claims.generalises_to_other_n(n_train=20, model_median=[1.05, 1.3], no_cot_median=[1e3] * 2, **kw).holds
     assert not claims.generalises_to_other_n_demo(model_median=[1.2, 1.0], **kw)
     assert not claims.generalises_to_other_n_demo(model_median=[1.0, 1.6], **kw)
 
@@ -431,6 +552,6 @@ def test_looped_query_bad_input():
 def test_looped_query_training_learns():
     from helpers.multistep_gd.train import SettingConfig, train_looped_query
     setting = SettingConfig(d=3, n=12, k=2, eta=0.5)
-    model, history = train_looped_query(setting, loops=2, steps=150, batch=128, test=500, progress=False)
+    model, history = train_looped_query(setting, loops=2, steps=300, batch=128, lr=1e-2, test=500, progress=False)
     errors = history.eval_array("test_error")
     assert errors[-1] < 0.5 * errors[0]  # the untrained model predicts about 0: error about E y_q² = d

@@ -10,6 +10,7 @@ Used in: book/multistep_gd/02_no_cot_vs_cot.ipynb, 03_generalisation_and_looping
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING
 
@@ -18,8 +19,8 @@ import torch
 from ..checks import check_int
 from ..seeds import torch_generator
 from ..training import History
-from .data import Prompts, covariance_with_condition, gd_iterates, one_step_error, one_step_optimum, sample_prompts, \
-    squared_error
+from .data import Prompts, covariance_with_condition, gd_iterates, gd_query_predictions, one_step_error, \
+    one_step_optimum, sample_prompts, squared_error
 from .models import LinearSelfAttention, blocks, no_cot_predict, rollout
 
 if TYPE_CHECKING:
@@ -31,20 +32,25 @@ HELD_OUT_SEED = 10_000     # the test prompts of every training function and of 
 OTHER_N_SEED = 20_000      # + n: the prompts of generalisation_over_n
 SIGMA_SEED = 30_000        # + i: the i-th covariance of generalisation_over_kappa
 OTHER_SIGMA_SEED = 31_000  # + i: its prompts
+STABLE_STEP_SEED = 40_000  # + n: the prompts on which stable_step judges each η
+STEP_GRID = tuple(round(0.1 * i, 1) for i in range(1, 21))  # η = 0.1, 0.2, …, 2.0
+ROUND_OFF = 1e-12          # mean errors below this are float64 round-off: a "rise" there is noise
 
 
 def held_out_prompts(setting: "SettingConfig", count: int, seed: int = HELD_OUT_SEED,
-                     Sigma: torch.Tensor | None = None, n: int | None = None) -> tuple[Prompts, torch.Tensor]:
+                     Sigma: torch.Tensor | None = None, n: int | None = None,
+                     k: int | None = None) -> tuple[Prompts, torch.Tensor]:
     """``count`` held-out prompts of ``setting`` (``n`` examples if given) and their exact GD iterates.
 
     Returns ``(P, W)``: :class:`~helpers.multistep_gd.Prompts` (``X`` (B, d, n), ``y`` (B, n),
-    ``w*`` (B, d)) and ``W`` (B, k+1, d) = ``w_0 … w_k`` with the setting's η.
+    ``w*`` (B, d)) and ``W`` (B, k+1, d) = ``w_0 … w_k`` with the setting's η (``k`` defaults to
+    the setting's CoT length).
     """
     check_int("count", count, 1)
     P = sample_prompts(count, setting.n if n is None else n, setting.d, Sigma=Sigma, generator=torch_generator(seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        W = gd_iterates(P.X, P.y, setting.eta, setting.k)
+        W = gd_iterates(P.X, P.y, setting.eta, setting.k if k is None else check_int("k", k, 0))
     return P, W
 
 
@@ -121,45 +127,136 @@ def two_stage_times(history: History) -> dict[str, float]:
             "v_at_half": float(v[i] / v[-1]), "w_at_half": float(w[i] / w[-1])}
 
 
-def generalisation_over_n(model: LinearSelfAttention, setting: "SettingConfig", ns: list[int],
-                          test: int) -> dict[str, list]:
-    """Rollout error after k steps on ``test`` prompts with each n in ``ns`` (the layer divides
-    by the prompt's own n).
+def _no_cot_errors(no_cot_model: LinearSelfAttention | None, P: Prompts) -> torch.Tensor | None:
+    if no_cot_model is None:
+        return None
+    with torch.no_grad():
+        return squared_error(no_cot_predict(no_cot_model, P.X, P.y), P.w_star)
 
-    Returns lists over ``ns``: ``n``, model and exact-GD errors ``model_mean``, ``model_median``,
-    ``gd_mean``, ``gd_median``.
-    """
-    out = {"n": list(ns), "model_mean": [], "model_median": [], "gd_mean": [], "gd_median": []}
-    for n in ns:
-        P, W = held_out_prompts(setting, test, seed=OTHER_N_SEED + n, n=n)
-        r = evaluate_cot(model, P, W, setting.k)
-        for key in ("model_mean", "model_median", "gd_mean", "gd_median"):
-            out[key].append(r[key][-1].item())
+
+def _sweep(model, no_cot_model, k: int, key: str, values: list, prompts) -> dict[str, list]:
+    """Errors after ``k`` CoT steps (model and exact GD) and of the one pass without CoT, for each
+    ``prompts(i, value) -> (P, W)``."""
+    out = {key: list(values), "model_mean": [], "model_median": [], "gd_mean": [], "gd_median": [],
+           "no_cot_mean": [], "no_cot_median": []}
+    for i, value in enumerate(values):
+        P, W = prompts(i, value)
+        r = evaluate_cot(model, P, W, k)
+        for name in ("model_mean", "model_median", "gd_mean", "gd_median"):
+            out[name].append(r[name][-1].item())
+        e = _no_cot_errors(no_cot_model, P)
+        if e is not None:
+            out["no_cot_mean"].append(e.mean().item())
+            out["no_cot_median"].append(e.median().item())
     return out
+
+
+def generalisation_over_n(model: LinearSelfAttention, no_cot_model: LinearSelfAttention | None,
+                          setting: "SettingConfig", ns: list[int], test: int, k: int | None = None) -> dict[str, list]:
+    """Errors on ``test`` prompts with each n in ``ns`` (the layer divides by the prompt's own n).
+
+    Returns lists over ``ns``: ``n``; the CoT rollout and exact GD after ``k`` steps (default: the
+    setting's k; ``model_mean``, ``model_median``, ``gd_mean``, ``gd_median``); the no-CoT model's
+    one pass (``no_cot_mean``, ``no_cot_median``; empty if ``no_cot_model`` is None).
+    """
+    k = setting.k if k is None else check_int("k", k, 0)
+    return _sweep(model, no_cot_model, k, "n", ns,
+                  lambda i, n: held_out_prompts(setting, test, seed=OTHER_N_SEED + n, n=n, k=k))
 
 
 def generalisation_over_kappa(model: LinearSelfAttention, no_cot_model: LinearSelfAttention | None,
-                              setting: "SettingConfig", kappas: list[float], test: int) -> dict[str, list]:
+                              setting: "SettingConfig", kappas: list[float], test: int,
+                              k: int | None = None) -> dict[str, list]:
     """Errors on prompts with ``x ~ N(0, Σ)``, ``Σ`` of condition number κ (λ_max = 1, random axes).
 
-    Returns lists over ``kappas``: ``kappa``, CoT rollout and exact GD after k steps
-    (``model_mean``, ``model_median``, ``gd_mean``, ``gd_median``), and ``no_cot_mean``, the
-    no-CoT model's mean error (empty if ``no_cot_model`` is None).
+    Returns lists over ``kappas``: ``kappa`` and the same errors as :func:`generalisation_over_n`.
     """
-    out = {"kappa": list(kappas), "model_mean": [], "model_median": [], "gd_mean": [], "gd_median": [],
-           "no_cot_mean": []}
-    for i, kappa in enumerate(kappas):
+    k = setting.k if k is None else check_int("k", k, 0)
+
+    def prompts(i, kappa):
         Sigma = covariance_with_condition(setting.d, kappa, generator=torch_generator(SIGMA_SEED + i))
-        P, W = held_out_prompts(setting, test, seed=OTHER_SIGMA_SEED + i, Sigma=Sigma)
-        r = evaluate_cot(model, P, W, setting.k)
-        for key in ("model_mean", "model_median", "gd_mean", "gd_median"):
-            out[key].append(r[key][-1].item())
-        if no_cot_model is not None:
-            with torch.no_grad():
-                out["no_cot_mean"].append(squared_error(no_cot_predict(no_cot_model, P.X, P.y), P.w_star).mean().item())
-    return out
+        return held_out_prompts(setting, test, seed=OTHER_SIGMA_SEED + i, Sigma=Sigma, k=k)
+    return _sweep(model, no_cot_model, k, "kappa", kappas, prompts)
+
+
+def sign_flip_step(history: History) -> float:
+    """The first checkpoint of a :func:`~helpers.multistep_gd.train_balanced` run at which both
+    scales have the sign of the GD construction (``v = −mean diag V_31 > 0`` and ``w > 0``); 0 if
+    they start so, NaN if never."""
+    v, w = history.eval_array("v"), history.eval_array("w")
+    return next((float(s) for s, a, b in zip(history.eval_steps, v, w) if a > 0 and b > 0), float("nan"))
 
 
 def no_cot_optimum(setting: "SettingConfig") -> tuple[float, float]:
     """``(η*, d(d+1)/(n+d+1))`` for the setting: the best one-step GD size and its error."""
     return one_step_optimum(setting.n, setting.d), one_step_error(setting.n, setting.d)
+
+
+# --------------------------------------------------------------------------------------------
+# how many steps, at which n: the step size each n allows and the error after k steps
+
+
+def stable_step(d: int, n: int, *, k_max: int = 40, grid: tuple[float, ...] = STEP_GRID, count: int = 20_000,
+                seed: int = STABLE_STEP_SEED) -> float:
+    """The step size GD allows at ``(d, n)``: the largest η in ``grid`` for which the mean error of
+    exact GD, ``E‖w_k − w*‖²`` over ``count`` prompts (float64), never rises from one step to the
+    next for ``k = 1 … k_max`` (rises below :data:`ROUND_OFF` are ignored).
+
+    A larger η converges faster on most prompts, but once it exceeds ``2/λ_max(S)`` on a few of them
+    those diverge and the mean turns upwards within ``k_max`` steps. Prompts: seed ``seed + n``.
+    """
+    check_int("d", d, 1)
+    check_int("n", n, 1)
+    check_int("k_max", k_max, 1)
+    check_int("count", count, 1)
+    if not grid or not all(g > 0 for g in grid):
+        raise ValueError(f"grid must be a non-empty sequence of step sizes > 0; got {grid!r}")
+    P = sample_prompts(count, n, d, generator=torch_generator(seed + n), dtype=torch.float64)
+    for eta in sorted(grid, reverse=True):
+        w, last = torch.zeros_like(P.w_star), squared_error(torch.zeros_like(P.w_star), P.w_star).mean().item()
+        for _ in range(k_max):  # the GD step of gd_iterates, stopped at the first rise
+            w = w - eta * torch.einsum("bdn,bn->bd", P.X, torch.einsum("bdn,bd->bn", P.X, w) - P.y) / n
+            error = squared_error(w, P.w_star).mean().item()
+            if not math.isfinite(error) or (error > last and error > ROUND_OFF):
+                break
+            last = error
+        else:
+            return float(eta)
+    raise ValueError(f"no step size in grid {tuple(grid)} keeps GD's mean error falling for k_max={k_max} "
+                     f"steps at d={d}, n={n}; add smaller steps to the grid")
+
+
+def recovery_curve(model: LinearSelfAttention, no_cot_model: LinearSelfAttention, setting: "SettingConfig",
+                   k_max: int, test: int) -> dict[str, list | float]:
+    """Error after each CoT step ``k = 0 … k_max`` on ``test`` held-out prompts of ``setting``:
+    the CoT model's rollout and exact GD (``model_mean``, ``model_median``, ``gd_mean``,
+    ``gd_median``, lists of length ``k_max + 1``), and the no-CoT model's one pass on the same
+    prompts (``no_cot_mean``, ``no_cot_median``). The rollout may run past the trained CoT length."""
+    P, W = held_out_prompts(setting, test, k=k_max)
+    curve = {key: v.tolist() for key, v in evaluate_cot(model, P, W, k_max).items()}
+    with torch.no_grad():
+        e = squared_error(no_cot_predict(no_cot_model, P.X, P.y), P.w_star)
+    return {**curve, "no_cot_mean": e.mean().item(), "no_cot_median": e.median().item()}
+
+
+def first_step_with_gain(errors: list[float], reference: float, gain: float) -> int | None:
+    """The first ``k`` with ``errors[k] <= reference / gain`` (e.g. the CoT step at which the error
+    is 100 times below the no-CoT error), or None if no step reaches it."""
+    if not gain > 0:
+        raise ValueError(f"gain must be > 0; got {gain}")
+    return next((k for k, e in enumerate(errors) if e <= reference / gain), None)
+
+
+def best_gd_query(P: Prompts, x_q: torch.Tensor, y_q: torch.Tensor, steps: int,
+                  grid: tuple[float, ...] = STEP_GRID) -> tuple[float, float]:
+    """``(error, η)``: the smallest mean squared error of the query prediction ``x_qᵀ w_L`` after
+    ``L = steps`` steps of exact GD from 0, over the step sizes in ``grid`` (float64), and its η —
+    the baseline a looped layer with ``steps`` loops must beat to do better than GD."""
+    check_int("steps", steps, 1)
+    X, y, xq, yq = (t.to(torch.float64) for t in (P.X, P.y, x_q, y_q))
+    best = (math.inf, math.nan)
+    for eta in grid:
+        err = ((gd_query_predictions(X, y, xq, eta, steps)[:, -1] - yq) ** 2).mean().item()
+        if math.isfinite(err) and err < best[0]:
+            best = (err, float(eta))
+    return best
