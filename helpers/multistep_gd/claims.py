@@ -6,9 +6,9 @@ Each claim function takes plain numbers (what a run measured) and returns a
 (``python -m helpers.multistep_gd``) and the notebooks call the same functions, so a pass mark
 lives here and nowhere else. Claims tagged ``[d=…, n=…]`` are judged once per trained setting.
 
-Reader-size runs (the notebooks' default mode) train four times less than the full run; where
-that cannot meet a claim's pass mark, the notebook shows the claim's verdict and asserts only a
-*demonstration* check, whose threshold is a ``DEMO_…`` constant below.
+Reader-size runs (the notebooks' default mode) train less than the full run, on fewer prompts;
+where that cannot meet a claim's pass mark, the notebook shows the claim's verdict and asserts
+only a *demonstration* check, whose threshold is a ``DEMO_…`` constant below.
 
 Used in: ``python -m helpers.multistep_gd`` and book/multistep_gd/02_no_cot_vs_cot.ipynb,
 03_generalisation_and_looping.ipynb.
@@ -43,8 +43,8 @@ WELL_CONDITIONED_MAX_KAPPA = 10    # … for every covariance with condition num
 # ---------------------------------------------------------------------------- demonstration checks
 # What the notebooks assert at reader size (default mode), where the claim's own pass mark needs
 # the full run's training length. They are not claims; the notebooks show the claims' verdicts too.
-DEMO_MIN_COT_GAIN = 50             # page 2: no-CoT / CoT median error ratio at reader size
-DEMO_LARGE_N = 40                  # page 3: for prompts with n above this …
+DEMO_MIN_COT_GAIN = 50             # page 2: no-CoT / CoT median error ratio after k_max steps at n = 2d
+DEMO_LARGE_N = 80                  # page 3: for prompts with n above this …
 DEMO_LARGE_N_REL_GAP = 0.5         # … the model/GD median ratio may be off by 50% at reader size
 #                                    (GD's median error there is ~1e-5, so a tiny weight error shows)
 

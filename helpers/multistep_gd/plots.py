@@ -1,5 +1,6 @@
 """The chapter's figures: the W^{PV} / W^{KQ} heatmaps with their block grid, trained model vs
-exact gradient descent, and the two scales of the balanced run.
+exact gradient descent, the error after k CoT steps at several n, the looped layer against its
+loop count, and the two scales of the balanced runs.
 
 Each function draws on a given ``ax`` (and returns it) or builds and returns a ``fig``; the
 notebooks call ``plt.show()``.
@@ -79,21 +80,80 @@ def model_vs_gd(ax, x: Sequence[float], curves: Mapping[str, Sequence[float]], *
     return ax
 
 
-def balanced_dynamics(history: History, eta: float):
+def balanced_dynamics(history: History, eta: float, wrong_sign: History | None = None):
     """The balanced run of :func:`~helpers.multistep_gd.train_balanced`: left, the scales
     ``v = −mean diag V_31``, ``w = mean diag W_13`` and the largest off-diagonal entry, with their
-    targets (η, 1) dashed; right, the CoT loss. Both against the step (log). Returns the figure."""
+    targets (η, 1) dashed; right, the CoT loss. Both against the step (log). With ``wrong_sign``
+    (the run from ``V_31 = +εI``) its ``v`` and loss are drawn thin and dotted (symlog y for v, which
+    starts negative). Returns the figure."""
     steps = np.maximum(history.eval_steps, 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
-    ax1.plot(steps, history.evals["v"], label="v = −mean diag V₃₁")
-    ax1.plot(steps, history.evals["w"], label="w = mean diag W₁₃")
-    ax1.plot(steps, history.evals["off_diagonal"], ":", label="largest off-diagonal entry")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    ax1.plot(steps, history.evals["v"], "C0", label="v = −mean diag V₃₁")
+    ax1.plot(steps, history.evals["w"], "C1", label="w = mean diag W₁₃")
+    ax1.plot(steps, history.evals["off_diagonal"], "C2:", label="largest off-diagonal entry")
+    ax2.plot(steps, history.evals["loss"], "k", label="from V₃₁ = −εI")
+    if wrong_sign is not None:
+        ws = np.maximum(wrong_sign.eval_steps, 1)
+        ax1.plot(ws, wrong_sign.evals["v"], "C3", lw=1, ls=(0, (1, 1)), label="v, from V₃₁ = +εI")
+        ax1.set_yscale("symlog", linthresh=1e-3)
+        ax2.plot(ws, wrong_sign.evals["loss"], "C3", lw=1, ls=(0, (1, 1)), label="from V₃₁ = +εI")
+        ax2.legend(fontsize=9, loc="lower left")
     ax1.axhline(eta, color="C0", ls="--", lw=0.8)
     ax1.axhline(1.0, color="C1", ls="--", lw=0.8)
     ax1.set(xscale="log", xlabel="GD step (log scale)", ylabel="scale", title="The two scales")
-    ax1.legend(fontsize=8)
-    ax2.plot(steps, history.evals["loss"], "k")
+    ax1.legend(fontsize=9, loc="upper left")
     ax2.set(xscale="log", yscale="log", xlabel="GD step (log scale)", ylabel="teacher-forced CoT loss",
             title="The loss")
     fig.tight_layout()
     return fig
+
+
+def recovery_vs_k(settings: Sequence[Mapping], gain: float, k_mark: int):
+    """The error after k CoT steps, one panel per n (the full run's ``metrics["settings"]``, each
+    with ``setting`` and ``recovery``): the CoT model's mean error (dots), exact GD's (grey line),
+    the trained no-CoT model's (red dashed) and the mark ``no-CoT / gain`` (red dotted); the
+    claims' step ``k_mark`` is a vertical line. Returns the figure."""
+    if not settings:
+        raise ValueError("settings is empty: pass the full run's metrics['settings']")
+    cols = 2 if len(settings) > 1 else 1
+    rows = -(-len(settings) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(8, 3.1 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, entry in zip(axes.flat, settings):
+        s, r = entry["setting"], entry["recovery"]
+        ks = np.arange(len(r["model_mean"]))
+        ax.plot(ks, _array(r["gd_mean"]), "k-", lw=2.5, alpha=0.3, label="exact GD")
+        ax.plot(ks, _array(r["model_mean"]), "C0o", ms=3, label="CoT model (rollout)")
+        ax.axhline(r["no_cot_mean"], color="C3", ls="--", lw=1.2, label="no-CoT model")
+        ax.axhline(r["no_cot_mean"] / gain, color="C3", ls=":", lw=1.2, label=f"no-CoT / {gain:g}")
+        ax.axvline(k_mark, color="grey", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(f"n = {s['n']} ({s['n'] // s['d']}d), η = {s['eta']:g}", fontsize=10)
+    for ax in axes.flat[len(settings):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("chain-of-thought step k")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean ‖ŵ_k − w*‖²")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"d = {settings[0]['setting']['d']}: the error after k CoT steps, for four prompt lengths", y=0.99)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def looped_vs_loops(study: Mapping[str, Sequence[float]], ax=None):
+    """The looped layer on the query prediction (``study``: :func:`~helpers.multistep_gd.looped_query_study`):
+    test error against the loop count L, with L steps of GD at its best step size and the single
+    pass (L = 1) as a line. Returns ``ax``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    L = list(study["loops"])
+    ax.plot(L, study["test_error"], "C2s-", label="looped layer, trained at each L")
+    ax.plot(L, study["gd_error"], "ko--", alpha=0.5, label="L steps of GD, best step size")
+    ax.axhline(study["test_error"][L.index(1)], color="C3", ls=":", label="single pass (L = 1)")
+    ax.set(xscale="log", yscale="log", xlabel="loops L", ylabel="test error E(ŷ_q − y_q)²",
+           title="One layer, looped: in-context regression")
+    ax.set_xticks(L, [str(x) for x in L])
+    ax.minorticks_off()
+    ax.legend(fontsize=9)
+    return ax

@@ -12,7 +12,7 @@ functions, and the full run that measures everything the claims need.
   :func:`helpers.multistep_gd.claims.evaluate` judges; :func:`store` — where it is saved.
 
 The chapter's matrices are (2d+2)×(2d+2) = 22×22, so every experiment runs on the CPU by
-design (a GPU would mostly wait on kernel launches); the full run takes about ten minutes on
+design (a GPU would mostly wait on kernel launches); the full run takes about thirteen minutes on
 two CPU cores.
 
 Used in: book/multistep_gd/02_no_cot_vs_cot.ipynb, 03_generalisation_and_looping.ipynb and
@@ -127,7 +127,7 @@ def sizes(mode: str | None = None) -> Sizes:
                       loop_steps=500, loops=10, query_steps=1000, query_loops=(1, 2, 4), balanced_steps=1500,
                       test=2000),
         full=Sizes(settings=FULL_SETTINGS, generalisation=FULL_SETTINGS[2], batch=512, steps=1500, k_max=40,
-                   loop_steps=600, loops=10, query_steps=1500, query_loops=(1, 2, 4, 8), balanced_steps=3000,
+                   loop_steps=2000, loops=10, query_steps=1500, query_loops=(1, 2, 4, 8), balanced_steps=3000,
                    test=10_000),
         mode=mode,
     )
