@@ -127,7 +127,7 @@ def sizes(mode: str | None = None) -> Sizes:
                       loop_steps=500, loops=10, query_steps=1000, query_loops=(1, 2, 4), balanced_steps=1500,
                       test=2000),
         full=Sizes(settings=FULL_SETTINGS, generalisation=FULL_SETTINGS[2], batch=512, steps=1500, k_max=40,
-                   loop_steps=2000, loops=10, query_steps=1500, query_loops=(1, 2, 4, 8), balanced_steps=3000,
+                   loop_steps=2000, loops=10, query_steps=1500, query_loops=(1, 2, 4, 8), balanced_steps=2000,
                    test=10_000),
         mode=mode,
     )
@@ -142,14 +142,16 @@ def store(root=None) -> ResultStore:
 # batches and losses
 
 
-def batch_fn(setting: SettingConfig, batch: int, seed: int, Sigma: torch.Tensor | None = None):
+def batch_fn(setting: SettingConfig, batch: int, seed: int, Sigma: torch.Tensor | None = None,
+             iterates: bool = True):
     """``batch_fn(step) -> (Prompts, GD iterates (B, k+1, d))``, the same for a step in any run
-    (drawn from :func:`helpers.step_generator` ``(seed, step)``)."""
+    (drawn from :func:`helpers.step_generator` ``(seed, step)``). With ``iterates=False`` the
+    second element is None (for the losses that need only ``w*``; the prompts are the same)."""
     check_int("batch", batch, 1)
 
     def draw(step: int):
         P = sample_prompts(batch, setting.n, setting.d, Sigma=Sigma, generator=step_generator(seed, step))
-        return P, gd_iterates(P.X, P.y, setting.eta, setting.k, warn=False)
+        return P, gd_iterates(P.X, P.y, setting.eta, setting.k, warn=False) if iterates else None
     return draw
 
 
@@ -190,7 +192,8 @@ def train_no_cot(setting: SettingConfig, *, steps: int, batch: int, seed: int = 
     model = LinearSelfAttention(setting.d, init_std=init_std, generator=torch_generator(seed))
     P, _ = held_out_prompts(setting, test)
     opt, sched = _adam(model, lr, steps)
-    history = train(model, no_cot_loss, batch_fn(setting, batch, seed), steps=steps, optimizer=opt, scheduler=sched,
+    history = train(model, no_cot_loss, batch_fn(setting, batch, seed, iterates=False), steps=steps, optimizer=opt,
+                    scheduler=sched,
                     grad_clip=1.0, log_every=max(1, steps // 100),
                     checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // 20), n_log=20),
                     eval_fn=lambda m: {"test_error": squared_error(no_cot_predict(m, P.X, P.y), P.w_star).mean().item()},
@@ -277,7 +280,7 @@ def train_looped(setting: SettingConfig, *, loops: int, steps: int, batch: int, 
         model = LinearSelfAttention(setting.d, init_std=init_std, generator=g)
     P, _ = held_out_prompts(setting, test)
     opt, sched = _adam(model, lr, steps)
-    history = train(model, looped_loss(loops), batch_fn(setting, batch, seed), steps=steps, optimizer=opt,
+    history = train(model, looped_loss(loops), batch_fn(setting, batch, seed, iterates=False), steps=steps, optimizer=opt,
                     scheduler=sched, grad_clip=1.0, log_every=max(1, steps // 100),
                     checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // 20), n_log=20),
                     eval_fn=lambda m: {"test_error": squared_error(looped_predict(m, P.X, P.y, loops), P.w_star).mean().item()},
