@@ -87,7 +87,7 @@ def balanced_dynamics(history: History, eta: float, wrong_sign: History | None =
     (the run from ``V_31 = +εI``) its ``v`` and loss are drawn thin and dotted (symlog y for v, which
     starts negative). Returns the figure."""
     steps = np.maximum(history.eval_steps, 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
     ax1.plot(steps, history.evals["v"], "C0", label="v = −mean diag V₃₁")
     ax1.plot(steps, history.evals["w"], "C1", label="w = mean diag W₁₃")
     ax1.plot(steps, history.evals["off_diagonal"], "C2:", label="largest off-diagonal entry")
@@ -100,11 +100,12 @@ def balanced_dynamics(history: History, eta: float, wrong_sign: History | None =
         ax2.legend(fontsize=9, loc="lower left")
     ax1.axhline(eta, color="C0", ls="--", lw=0.8)
     ax1.axhline(1.0, color="C1", ls="--", lw=0.8)
-    ax1.set(xscale="log", xlabel="GD step (log scale)", ylabel="scale", title="The two scales")
-    ax1.legend(fontsize=9, loc="upper left")
+    ax1.set(xscale="log", xlabel="GD step (log scale)", ylabel="scale", title="The two scales (dashed: η and 1)")
     ax2.set(xscale="log", yscale="log", xlabel="GD step (log scale)", ylabel="teacher-forced CoT loss",
             title="The loss")
-    fig.tight_layout()
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -155,5 +156,8 @@ def looped_vs_loops(study: Mapping[str, Sequence[float]], ax=None):
            title="One layer, looped: in-context regression")
     ax.set_xticks(L, [str(x) for x in L])
     ax.minorticks_off()
+    values = [v for v in (*study["test_error"], *study["gd_error"]) if v > 0]
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10) if min(values) / 1.5 <= t <= max(values) * 1.5]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.legend(fontsize=9)
     return ax
