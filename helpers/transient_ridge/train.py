@@ -55,7 +55,7 @@ class SweepConfig:
 
     ``curriculum``: optional stages ``((0, M_0), (s_1, M_1), …)``: from step ``s_i`` every group
     trains on ``min(M, M_i)`` tasks of the nested pool — task diversity raised in stages up to
-    the group's own ``M`` (the seed's practical advice). Empty: each group trains on ``M`` throughout."""
+    the group's own ``M`` (this book's experiment). Empty: each group trains on ``M`` throughout."""
 
     Ms: tuple = (1, 4, 16, 64, math.inf)
     seeds: tuple = (0,)
