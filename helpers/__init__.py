@@ -14,7 +14,7 @@ Core modules (used by every chapter):
 - :mod:`helpers.cli`      — the command line of every chapter's full run.
 """
 from .device import describe_device, environment, pick_device, seed_everything
-from .modes import MODES, by_mode, get_mode, set_mode
+from .modes import MODES, by_mode, get_mode, set_mode, show_progress
 from .exercises import ExerciseError
 from .claims import Claim, claims_table
 from .results import ResultError, ResultStore, RunOutput, output_root
@@ -24,7 +24,7 @@ from .training import History, checkpoint_schedule, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODES", "by_mode", "get_mode", "set_mode",
+    "MODES", "by_mode", "get_mode", "set_mode", "show_progress",
     "describe_device", "environment", "pick_device", "seed_everything",
     "ExerciseError",
     "Claim", "ResultError", "ResultStore", "RunOutput", "claims_table", "output_root",

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 MODES = ("smoke", "default", "full")
 ENV_VAR = "BOOK_MODE"
+PROGRESS_ENV_VAR = "BOOK_PROGRESS"
 
 T = TypeVar("T")
 
@@ -48,6 +49,19 @@ def get_mode() -> str:
         raise ValueError(
             f"environment variable {ENV_VAR} must be one of {MODES} (or unset for 'default'); got {raw!r}"
         ) from None
+
+
+def show_progress() -> bool:
+    """Whether training shows progress bars when the caller does not say: not in smoke mode, and
+    not when ``BOOK_PROGRESS=0``. The book's build command sets ``BOOK_PROGRESS=0``, so that the
+    built pages carry no progress bars (widgets that a static page cannot show).
+
+    Raises ``ValueError`` naming ``BOOK_PROGRESS`` when it holds anything but ``0``, ``1`` or nothing.
+    """
+    raw = os.environ.get(PROGRESS_ENV_VAR, "").strip()
+    if raw not in ("", "0", "1"):
+        raise ValueError(f"environment variable {PROGRESS_ENV_VAR} must be 0, 1 or unset; got {raw!r}")
+    return raw != "0" and get_mode() != "smoke"
 
 
 def set_mode(mode: str) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .modes import get_mode
+from .modes import show_progress
 from .results import save_torch
 
 
@@ -155,7 +155,8 @@ def train(
         resume_path: a file for the loop's state (model, optimiser, step, history, RNG). If it
             exists when ``train`` starts, training continues from it.
         save_every: save the state every this many steps (and at the end), when ``resume_path``.
-        progress: show a ``tqdm`` bar (default: yes, except in smoke mode).
+        progress: show a ``tqdm`` bar (default: :func:`helpers.modes.show_progress`: yes, except in
+            smoke mode and in the book build).
         prefetch: draw up to this many batches ahead in a worker process (0: none; ignored where
             processes cannot fork, e.g. Windows). Worth it when ``batch_fn`` is Python-heavy and a
             second core is free: the next batches are drawn while the model trains. The batches
@@ -212,7 +213,7 @@ def train(
             on_checkpoint(step, model)
 
     if progress is None:
-        progress = get_mode() != "smoke"
+        progress = show_progress()
     if start == 0 and 0 in checkpoint_set:
         checkpoint(0)
     model.train()

@@ -55,3 +55,32 @@ def test_set_mode_sets_the_environment(monkeypatch):
     assert get_mode() == "full"
     with pytest.raises(ValueError):
         set_mode("turbo")
+
+
+def test_show_progress_follows_mode_and_the_build_switch(monkeypatch):
+    from helpers import show_progress
+    monkeypatch.delenv("BOOK_PROGRESS", raising=False)
+    monkeypatch.setenv("BOOK_MODE", "default")
+    assert show_progress()
+    monkeypatch.setenv("BOOK_MODE", "smoke")
+    assert not show_progress()
+    monkeypatch.setenv("BOOK_MODE", "default")
+    monkeypatch.setenv("BOOK_PROGRESS", "0")   # what the book's build command sets
+    assert not show_progress()
+    monkeypatch.setenv("BOOK_PROGRESS", "1")
+    assert show_progress()
+    monkeypatch.setenv("BOOK_PROGRESS", "yes")
+    with pytest.raises(ValueError, match="BOOK_PROGRESS must be 0, 1 or unset; got 'yes'"):
+        show_progress()
+
+
+def test_training_shows_no_bar_when_the_build_switch_is_off(monkeypatch, capsys):
+    import torch
+    from helpers import train
+    monkeypatch.setenv("BOOK_MODE", "default")
+    monkeypatch.setenv("BOOK_PROGRESS", "0")
+    model = torch.nn.Linear(1, 1)
+    train(model, lambda m, b: m(b).pow(2).mean(), lambda step: torch.ones(4, 1), steps=3,
+          optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    captured = capsys.readouterr()
+    assert "it/s" not in captured.err and "it/s" not in captured.out

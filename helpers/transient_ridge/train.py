@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from ..checks import check_int
 from ..device import device_name, pick_device, seed_everything
-from ..modes import by_mode, get_mode
+from ..modes import by_mode, get_mode, show_progress
 from ..results import ResultStore, RunOutput, output_root
 from ..seeds import derive_seed, torch_generator
 from ..training import NonFiniteLossError, checkpoint_schedule
@@ -260,7 +260,7 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
         checkpoint(0)
     running, last = torch.zeros((), device=device), 0
     bar = tqdm(total=cfg.steps, desc=f"sweep over {len(cfg.Ms)} M × {len(cfg.seeds)} seeds", leave=False,
-               disable=not (progress if progress is not None else get_mode() != "smoke"))
+               disable=not (progress if progress is not None else show_progress()))
     done = 0
     model.train()
     with precision(precision_mode, device):
