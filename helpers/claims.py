@@ -80,10 +80,27 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-class ClaimsTable:
-    """A chapter's claims; shows as an HTML table in notebooks and as Markdown in text."""
+MEASURED_MAX_CHARS = 160  # a table cell shows this much of a measured value; claims.json keeps it all
 
-    HEADER = ("claim", "kind", "paper / relates to", "measured here", "criterion", "holds?")
+
+def _short(value: Any, limit: int = MEASURED_MAX_CHARS) -> str:
+    """:func:`_cell`, cut at ``limit`` characters (at a comma where possible) with "…"."""
+    text = _cell(value)
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(", ", 0, limit)
+    return text[:cut if cut > limit // 2 else limit] + " …"
+
+
+class ClaimsTable:
+    """A chapter's claims; shows as an HTML table in notebooks and as Markdown in text.
+
+    The verdict comes first (so it stays on screen on a phone), each measured value is cut to
+    :data:`MEASURED_MAX_CHARS` characters (the full record stays in ``claims.json``), and a
+    line above the table counts the claims that hold.
+    """
+
+    HEADER = ("holds?", "claim", "kind", "measured here", "criterion", "paper / relates to")
 
     def __init__(self, claims: Iterable[Claim | Mapping[str, Any]], source: str = ""):
         self.claims = [c if isinstance(c, Claim) else Claim.from_dict(c) for c in claims]
@@ -98,21 +115,30 @@ class ClaimsTable:
                 return c
         raise KeyError(f"no claim with id {claim_id!r}; ids are {[c.id for c in self.claims]}")
 
+    def summary(self) -> str:
+        """``"N of M claims hold."`` (``"The claim holds."`` / ``"The claim does not hold."`` for one)."""
+        held = sum(bool(c.holds) for c in self.claims)
+        if len(self.claims) == 1:
+            return "The claim holds." if held else "The claim does not hold."
+        return f"{held} of {len(self.claims)} claims hold."
+
     def rows(self) -> list[tuple[str, ...]]:
-        return [(f"{c.id}: {c.claim}", c.kind, str(c.paper), _cell(c.measured), c.criterion,
-                 "✅ yes" if c.holds else "❌ no") for c in self.claims]
+        return [("✅ yes" if c.holds else "❌ no", f"{c.id}: {c.claim}", c.kind, _short(c.measured), c.criterion,
+                 str(c.paper)) for c in self.claims]
 
     def _repr_markdown_(self) -> str:
         def esc(s: str) -> str:
             return s.replace("|", "\\|").replace("\n", " ")
-        lines = ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
+        lines = [f"**{self.summary()}**", "", "| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
         return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in self.rows()])
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in self.HEADER)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>" for row in self.rows())
         caption = f"<caption>{html.escape(self.source)}</caption>" if self.source else ""
-        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return (f"<p><strong>{html.escape(self.summary())}</strong></p>"
+                f'<div style="overflow-x: auto"><table>{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table></div>")
 
     def __str__(self) -> str:
         return self._repr_markdown_()

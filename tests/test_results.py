@@ -231,7 +231,8 @@ def test_claims_round_trip_and_render(tmp_path):
     assert len(table) == 2 and table["c1"].holds and not table["c2"].holds and table["c2"].kind == "extension"
     html, md = table._repr_html_(), table._repr_markdown_()
     assert "0.991" in html and "acc &gt; 0.95" in html and "✅ yes" in html and "❌ no" in html
-    assert md.count("\n") == 3 and "| c2: x | extension | y | 3 | x > 4 | ❌ no |" in md
+    assert md.count("\n") == 5 and "| ❌ no | c2: x | extension | 3 | x > 4 | y |" in md
+    assert md.startswith("**1 of 2 claims hold.**") and "1 of 2 claims hold." in html
     with pytest.raises(KeyError, match="no claim with id 'c3'"):
         table["c3"]
 
@@ -263,6 +264,17 @@ def test_corrupt_claims_file(tmp_path):
     (tmp_path / "demo" / "claims.json").write_text('[{"id": "c"}]')
     with pytest.raises(CorruptResultError, match="lacks fields"):
         store.load_claims()
+
+
+def test_claims_table_cuts_long_measured_values_and_counts_verdicts():
+    from helpers.claims import MEASURED_MAX_CHARS
+    long = {f"M = {m}": 0.123456 * m for m in range(60)}
+    table = claims_table([claim("a", True), dict(claim("b", False).to_dict(), measured=long)])
+    cell = table.rows()[1][3]
+    assert cell.endswith(" …") and len(cell) <= MEASURED_MAX_CHARS + 2 and cell.startswith("M = 0: 0, M = 1: 0.1235")
+    assert table.rows()[0][0] == "✅ yes" and table.rows()[1][0] == "❌ no"
+    assert table.summary() == "1 of 2 claims hold."
+    assert claims_table([claim("a", False)]).summary() == "The claim does not hold."
 
 
 def test_claims_table_from_records():
