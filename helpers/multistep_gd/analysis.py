@@ -19,7 +19,7 @@ import torch
 from ..checks import check_int
 from ..seeds import torch_generator
 from ..training import History
-from .data import Prompts, covariance_with_condition, gd_iterates, gd_query_predictions, one_step_error, \
+from .data import Prompts, covariance_with_condition, gd_iterates, gd_query_predictions, gd_step, one_step_error, \
     one_step_optimum, sample_prompts, squared_error
 from .models import LinearSelfAttention, blocks, no_cot_predict, rollout
 
@@ -214,8 +214,8 @@ def stable_step(d: int, n: int, *, k_max: int = 40, grid: tuple[float, ...] = ST
     P = sample_prompts(count, n, d, generator=torch_generator(seed + n), dtype=torch.float64)
     for eta in sorted(grid, reverse=True):
         w, last = torch.zeros_like(P.w_star), squared_error(torch.zeros_like(P.w_star), P.w_star).mean().item()
-        for _ in range(k_max):  # the GD step of gd_iterates, stopped at the first rise
-            w = w - eta * torch.einsum("bdn,bn->bd", P.X, torch.einsum("bdn,bd->bn", P.X, w) - P.y) / n
+        for _ in range(k_max):  # gd_iterates, stopped at the first rise
+            w = gd_step(P.X, P.y, w, eta)
             error = squared_error(w, P.w_star).mean().item()
             if not math.isfinite(error) or (error > last and error > ROUND_OFF):
                 break

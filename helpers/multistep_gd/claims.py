@@ -206,12 +206,9 @@ def wrong_sign_start(*, sign_flip: float, t_half: float, t_half_right: float, v:
                  f"{TWO_STAGE_END_REL_GAP:.0%} of (η, 1)", kind="extension")
 
 
-def _ratios(model_median: Sequence[float], gd_median: Sequence[float]) -> list[float]:
-    return [_num(m) / _num(g) if _num(g) else math.inf for m, g in zip(model_median, gd_median)]
-
-
-def _gains(no_cot_median: Sequence[float], model_median: Sequence[float]) -> list[float]:
-    return [_num(c) / _num(m) if _num(m) else math.inf for c, m in zip(no_cot_median, model_median)]
+def _ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
+    """Element-wise ``numerator / denominator`` of metrics (inf where the denominator is 0)."""
+    return [_num(a) / _num(b) if _num(b) else math.inf for a, b in zip(numerators, denominators)]
 
 
 def _generalises(ratio: float, gain: float) -> bool:
@@ -222,7 +219,7 @@ def generalises_to_other_n(*, n_train: int, ns: Sequence[int], model_median: Seq
                            gd_median: Sequence[float], no_cot_median: Sequence[float]) -> Claim:
     """Median errors on prompts with each n in ``ns`` (models trained at ``n_train``): the CoT
     rollout vs exact GD (does it run the algorithm?) and vs the no-CoT model (does it recover w*?)."""
-    ratios, gains = _ratios(model_median, gd_median), _gains(no_cot_median, model_median)
+    ratios, gains = _ratios(model_median, gd_median), _ratios(no_cot_median, model_median)
     return Claim("generalises_to_other_n",
                  f"The CoT model trained at n = {n_train} runs GD, and recovers w*, on prompts with other n ({list(ns)})",
                  "relates to the paper's generalisation to unseen data; other n is this book's test",
@@ -244,7 +241,7 @@ def generalises_to_covariances(*, kappas: Sequence[float], model_median: Sequenc
                                gd_median: Sequence[float], no_cot_median: Sequence[float]) -> Claim:
     """Median errors for ``x ~ N(0, Σ)``, Σ of each condition number in ``kappas``: the CoT rollout
     vs exact GD and vs the no-CoT model, judged for κ ≤ :data:`WELL_CONDITIONED_MAX_KAPPA`."""
-    ratios, gains = _ratios(model_median, gd_median), _gains(no_cot_median, model_median)
+    ratios, gains = _ratios(model_median, gd_median), _ratios(no_cot_median, model_median)
     well = [(r, g) for kappa, r, g in zip(kappas, ratios, gains) if kappa <= WELL_CONDITIONED_MAX_KAPPA]
     return Claim("generalises_to_covariances",
                  "The trained CoT transformer generalises to x ~ N(0, Σ) with well-conditioned Σ",

@@ -129,14 +129,19 @@ def gd_iterates(X: torch.Tensor, y: torch.Tensor, eta: float, k: int, w0: torch.
                 f"eta={eta} exceeds the stability bound 2/λ_max(XXᵀ/n) on {unstable} of {len(bound)} prompts "
                 f"(smallest bound {float(bound.min()):.3f}); gradient descent diverges on them as k grows",
                 UnstableStepWarning, stacklevel=2)
-    n = X.shape[-1]
     w = torch.zeros(X.shape[0], X.shape[1], dtype=X.dtype, device=X.device) if w0 is None else w0
     iterates = [w]
     for _ in range(k):
-        residual = torch.einsum("bdn,bd->bn", X, w) - y
-        w = w - eta * torch.einsum("bdn,bn->bd", X, residual) / n
+        w = gd_step(X, y, w, eta)
         iterates.append(w)
     return torch.stack(iterates, dim=1)
+
+
+def gd_step(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, eta: float) -> torch.Tensor:
+    """One step of gradient descent, ``w − η · X (Xᵀ w − y) / n``: ``X`` (B, d, n), ``y`` (B, n),
+    ``w`` (B, d) → (B, d)."""
+    residual = torch.einsum("bdn,bd->bn", X, w) - y
+    return w - eta * torch.einsum("bdn,bn->bd", X, residual) / X.shape[-1]
 
 
 def gd_query_predictions(X: torch.Tensor, y: torch.Tensor, x_q: torch.Tensor, eta: float, k: int) -> torch.Tensor:
