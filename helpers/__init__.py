@@ -11,7 +11,8 @@ Core modules (used by every chapter):
 - :mod:`helpers.exercises` — ``ExerciseError``, raised by every chapter's exercise checkers;
 - :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook;
 - :mod:`helpers.checks`   — argument checks with clear errors;
-- :mod:`helpers.cli`      — the command line of every chapter's full run.
+- :mod:`helpers.cli`      — the command line of every chapter's full run;
+- :mod:`helpers.figures`  — the book's figure style (column width, fonts) and numbered figures.
 """
 from .device import describe_device, environment, pick_device, seed_everything
 from .modes import MODES, by_mode, get_mode, set_mode, show_progress
@@ -20,6 +21,9 @@ from .claims import Claim, claims_table
 from .results import ResultError, ResultStore, RunOutput, output_root
 from .seeds import derive_seed, numpy_generator, step_generator, torch_generator
 from .training import History, checkpoint_schedule, train
+from . import figures
+
+figures.use_book_style()  # every figure drawn for the book's column (helpers.figures)
 
 __version__ = "0.1.0"
 
@@ -30,4 +34,5 @@ __all__ = [
     "Claim", "ResultError", "ResultStore", "RunOutput", "claims_table", "output_root",
     "derive_seed", "numpy_generator", "step_generator", "torch_generator",
     "History", "checkpoint_schedule", "train",
+    "figures",
 ]

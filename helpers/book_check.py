@@ -14,7 +14,9 @@ downloaded) at a desktop width (1400 px) and at a phone width (412 px), and repo
 - ``repr``: a Python repr in an output (``np.float64(…)``, ``<… at 0x…>``, ``torch._C…``) or a
   machine path (``/root/``, ``/home/``, ``/tmp/``, ``/work/``);
 - ``traceback`` / ``stderr``: a stack trace or a standard-error block in a cell's output;
-- ``wide-table``: at 412 px, a table wider than the viewport, or a page that scrolls sideways.
+- ``wide-table``: at 412 px, a table wider than the viewport, or a page that scrolls sideways;
+- ``shrunk-figure``: at 1400 px, a figure shown at less than :data:`MIN_FIGURE_SCALE` of its own
+  width (its 9-point text then renders smaller than 9 points; :mod:`helpers.figures`).
 
 It exits with status 1 if anything was found, 0 otherwise. ``--screenshots DIR`` also saves a
 full-page screenshot of each page at both widths.
@@ -40,6 +42,7 @@ CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/b
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SKIP_PAGES = {"genindex.html", "search.html"}
+MIN_FIGURE_SCALE = 0.95
 
 TEMPLATE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(\[[^\]\s]{1,40}\])*(\.[A-Za-z_]\w*)*(:[^{}\s]{0,12})?\}")
 REPR = re.compile(r"np\.(float|int)\d*\(|<[\w.]+ (object )?at 0x[0-9a-fA-F]+>|torch\._C\."
@@ -64,6 +67,11 @@ _RAW_TABLES_JS = """() => Array.from(document.querySelectorAll('main p'))
 _BROKEN_IMAGES_JS = """() => Array.from(document.images)
   .filter(i => i.src.startsWith(location.origin))
   .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))"""
+
+_SHRUNK_FIGURES_JS = """(minScale) => Array.from(document.querySelectorAll('main img'))
+  .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width < minScale * i.naturalWidth)
+  .map(i => `${i.getAttribute('src')}: ${i.naturalWidth} px shown at `
+    + `${Math.round(100 * i.getBoundingClientRect().width / i.naturalWidth)}%`)"""
 
 _STDERR_JS = """() => Array.from(document.querySelectorAll('.cell_output .stderr, .cell_output .output.stderr'))
   .map(e => e.innerText.trim().slice(0, 120))"""
@@ -198,6 +206,9 @@ def check_page(browser, base: str, page: str, width: int, height: int,
     if width <= PHONE[0]:
         for text in tab.evaluate(_WIDE_TABLES_JS):
             found.append(Finding(page, width, "wide-table", text))
+    else:
+        for text in tab.evaluate(_SHRUNK_FIGURES_JS, MIN_FIGURE_SCALE):
+            found.append(Finding(page, width, "shrunk-figure", text))
     if screenshots is not None:
         name = page.replace("/", "__").removesuffix(".html")
         tab.screenshot(path=str(screenshots / f"{name}@{width}.png"), full_page=True)

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 CLAIM_FIELDS = ("id", "kind", "claim", "paper", "measured", "holds", "criterion")
+OPTIONAL_FIELDS = ("why",)  # absent in records written before it existed
 CLAIM_KINDS = ("paper", "extension")
 
 
@@ -35,6 +36,8 @@ class Claim:
     or ``"extension"`` (the book's own experiment; ``paper`` then says what it relates to).
     ``criterion`` is the pass mark in words, decided before the run; ``measured`` what this run
     measured; ``holds`` whether the measurement meets the criterion.
+    ``why``: for a claim that does not hold, one line computed from the measurement that says where
+    it misses its pass mark (the table shows it; empty when it holds).
     """
 
     id: str
@@ -44,6 +47,7 @@ class Claim:
     holds: bool
     criterion: str
     kind: str = "paper"
+    why: str = ""
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not self.id:
@@ -54,10 +58,13 @@ class Claim:
             raise ValueError(f"claim {self.id!r}: kind must be one of {CLAIM_KINDS}; got {self.kind!r}")
         if not isinstance(self.criterion, str) or not self.criterion.strip():
             raise ValueError(f"claim {self.id!r}: criterion must say the pass mark in words; got {self.criterion!r}")
+        if not isinstance(self.why, str):
+            raise TypeError(f"claim {self.id!r}: why must be a string; got {type(self.why).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "claim": self.claim, "paper": self.paper,
-                "measured": _jsonable(self.measured), "holds": bool(self.holds), "criterion": self.criterion}
+                "measured": _jsonable(self.measured), "holds": bool(self.holds), "criterion": self.criterion,
+                "why": "" if self.holds else self.why}
 
     @classmethod
     def from_dict(cls, record: Any, where: str = "claims") -> "Claim":
@@ -66,7 +73,7 @@ class Claim:
         missing = [k for k in CLAIM_FIELDS if k not in record]
         if missing:
             raise MalformedClaimError(f"{where}: claim {record.get('id', '?')!r} lacks fields {missing}")
-        return cls(**{k: record[k] for k in CLAIM_FIELDS})
+        return cls(**{k: record[k] for k in CLAIM_FIELDS + OPTIONAL_FIELDS if k in record})
 
 
 def _cell(value: Any) -> str:
@@ -122,6 +129,14 @@ class ClaimsTable:
             return "The claim holds." if held else "The claim does not hold."
         return f"{held} of {len(self.claims)} claims hold."
 
+    @staticmethod
+    def why_not(c: Claim) -> str:
+        """The line under a claim that does not hold: its own ``why``, or else its measurement
+        against the criterion."""
+        if c.holds:
+            return ""
+        return c.why or f"measured {_short(c.measured, 80)}; the pass mark is: {c.criterion}"
+
     def rows(self) -> list[tuple[str, ...]]:
         return [("✅ yes" if c.holds else "❌ no", f"{c.id}: {c.claim}", c.kind, _short(c.measured), c.criterion,
                  str(c.paper)) for c in self.claims]
@@ -130,15 +145,28 @@ class ClaimsTable:
         def esc(s: str) -> str:
             return s.replace("|", "\\|").replace("\n", " ")
         lines = [f"**{self.summary()}**", "", "| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
-        return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in self.rows()])
+        rows = []
+        for c, row in zip(self.claims, self.rows()):
+            why = self.why_not(c)
+            claim = row[1] + (f" — *why not:* {why}" if why else "")
+            rows.append((row[0], claim) + row[2:])
+        return "\n".join(lines + ["| " + " | ".join(esc(x) for x in row) + " |" for row in rows])
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in self.HEADER)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in row) + "</tr>" for row in self.rows())
+        body = []
+        for c, row in zip(self.claims, self.rows()):
+            cells = [html.escape(x) for x in row]
+            why = self.why_not(c)
+            if why:
+                cells[1] += f'<br><em class="claim-why">why not: {html.escape(why)}</em>'
+            # data-label: the column's name, shown beside each cell where the rows stack (narrow screens)
+            body.append("<tr>" + "".join(f'<td data-label="{h}">{x}</td>' for h, x in zip(self.HEADER, cells))
+                        + "</tr>")
         caption = f"<caption>{html.escape(self.source)}</caption>" if self.source else ""
         return (f"<p><strong>{html.escape(self.summary())}</strong></p>"
-                f'<div style="overflow-x: auto"><table>{caption}<thead><tr>{head}</tr></thead>'
-                f"<tbody>{body}</tbody></table></div>")
+                f'<div class="claims-table-wrap"><table class="claims-table">{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table></div>")
 
     def __str__(self) -> str:
         return self._repr_markdown_()

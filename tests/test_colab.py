@@ -61,3 +61,10 @@ def test_sync_inserts_then_replaces_the_first_cell(tmp_path):
     cells = json.loads(nb_path.read_text())["cells"]
     assert len(cells) == 2 and cells[0]["source"] == colab.bootstrap_source()
     assert colab.sync([nb_path], check=True) == []
+
+
+def test_intro_clone_command_uses_the_repository_setting():
+    from pathlib import Path
+    url, _ = colab.repository_setting()
+    intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
+    assert f"git clone {url}\n" in intro, "book/intro.md: the clone command must use repository.url of _config.yml"

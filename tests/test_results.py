@@ -231,7 +231,7 @@ def test_claims_round_trip_and_render(tmp_path):
     assert len(table) == 2 and table["c1"].holds and not table["c2"].holds and table["c2"].kind == "extension"
     html, md = table._repr_html_(), table._repr_markdown_()
     assert "0.991" in html and "acc &gt; 0.95" in html and "✅ yes" in html and "❌ no" in html
-    assert md.count("\n") == 5 and "| ❌ no | c2: x | extension | 3 | x > 4 | y |" in md
+    assert md.count("\n") == 5 and "| ❌ no | c2: x — *why not:* measured 3; the pass mark is: x > 4 | extension | 3 | x > 4 | y |" in md
     assert md.startswith("**1 of 2 claims hold.**") and "1 of 2 claims hold." in html
     with pytest.raises(KeyError, match="no claim with id 'c3'"):
         table["c3"]
@@ -327,3 +327,29 @@ def test_cli_runs_saves_and_rederives(tmp_path, monkeypatch, capsys):
                     argv=["--claims-only"]) == 0
     assert calls == ["full"] and "claims_rederived" in store(tmp_path).read_run()
     assert "1/1 claims hold" in capsys.readouterr().out
+
+
+def test_a_failed_claim_says_why_in_every_rendering():
+    failed = Claim(id="f", claim="x", paper="y", measured={"ratio": 6.6}, holds=False, criterion="ratio >= 100",
+                   why="only 6.6× below, not 100×")
+    held = Claim(id="h", claim="x", paper="y", measured=1, holds=True, criterion="c", why="stale reason")
+    table = claims_table([failed, held])
+    assert "why not: only 6.6× below, not 100×" in table._repr_html_()
+    assert "*why not:* only 6.6× below" in table._repr_markdown_()
+    assert "stale reason" not in table._repr_html_() and "stale reason" not in str(table)  # a claim that holds has none
+    assert failed.to_dict()["why"] == "only 6.6× below, not 100×" and held.to_dict()["why"] == ""
+    # without a reason of its own, the line is the measurement against the pass mark
+    bare = Claim(id="b", claim="x", paper="y", measured={"ratio": 6.6}, holds=False, criterion="ratio >= 100")
+    assert claims_table([bare]).why_not(bare) == "measured ratio: 6.6; the pass mark is: ratio >= 100"
+    # records written before the field existed still load
+    old = {k: v for k, v in failed.to_dict().items() if k != "why"}
+    assert Claim.from_dict(old).why == ""
+    with pytest.raises(TypeError, match="why must be a string"):
+        Claim(id="c", claim="x", paper="y", measured=1, holds=False, criterion="c", why=None)
+
+
+def test_claims_table_labels_each_cell_for_narrow_screens():
+    html_text = claims_table([claim("a", True)])._repr_html_()
+    for header in claims_table([]).HEADER:
+        assert f'data-label="{header}"' in html_text
+    assert 'class="claims-table"' in html_text

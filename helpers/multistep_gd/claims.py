@@ -125,7 +125,9 @@ def _cot_beats_no_cot(d: int, n: int, k: int, stat: str, no_cot: float, cot: flo
                  f"({stat} over prompts)",
                  f"'near-exact' read as ≤ 1% of the no-CoT error after k = {k} CoT steps",
                  {f"ratio of {word}": ratio}, ratio >= MIN_COT_GAIN,
-                 f"no-CoT {stat} error / CoT {stat} error after {k} steps ≥ {MIN_COT_GAIN:g}")
+                 f"no-CoT {stat} error / CoT {stat} error after {k} steps ≥ {MIN_COT_GAIN:g}",
+                 why=f"after {k} steps the CoT {stat} error is only {ratio:.3g}× below the no-CoT one, not "
+                     f"{MIN_COT_GAIN:g}×")
 
 
 def cot_beats_no_cot_mean(d: int, n: int, *, k: int, no_cot_mean: float, cot_mean: float) -> Claim:
@@ -215,6 +217,17 @@ def _generalises(ratio: float, gain: float) -> bool:
     return abs(ratio - 1) < GENERALISE_REL_GAP and gain >= GENERALISE_MIN_GAIN
 
 
+def _generalise_why(name: str, values: Sequence, ratios: Sequence[float], gains: Sequence[float]) -> str:
+    """Where a generalisation claim misses: the values whose model/GD ratio or gain fails."""
+    off_gd = [f"{name} = {v:g}: {r:.3g}× GD" for v, r, g in zip(values, ratios, gains) if abs(r - 1) >= GENERALISE_REL_GAP]
+    weak = [f"{name} = {v:g}: {g:.3g}×" for v, r, g in zip(values, ratios, gains) if g < GENERALISE_MIN_GAIN]
+    parts = ([f"off exact GD at {', '.join(off_gd)}"] if off_gd else []) + (
+        [f"less than {GENERALISE_MIN_GAIN:g}× below the no-CoT error at {', '.join(weak)} "
+         "(the model tracks a GD that is itself slow there)" if not off_gd else
+         f"less than {GENERALISE_MIN_GAIN:g}× below the no-CoT error at {', '.join(weak)}"] if weak else [])
+    return "; ".join(parts)
+
+
 def generalises_to_other_n(*, n_train: int, ns: Sequence[int], model_median: Sequence[float],
                            gd_median: Sequence[float], no_cot_median: Sequence[float]) -> Claim:
     """Median errors on prompts with each n in ``ns`` (models trained at ``n_train``): the CoT
@@ -226,7 +239,7 @@ def generalises_to_other_n(*, n_train: int, ns: Sequence[int], model_median: Seq
                  {"model/GD median ratio": ratios, "no-CoT/CoT median ratio": gains},
                  all(_generalises(r, g) for r, g in zip(ratios, gains)),
                  f"at every n: median error within {GENERALISE_REL_GAP:.0%} of exact GD and ≥ {GENERALISE_MIN_GAIN:g}× "
-                 "below the no-CoT model's", kind="extension")
+                 "below the no-CoT model's", kind="extension", why=_generalise_why("n", ns, ratios, gains))
 
 
 def generalises_to_other_n_demo(*, ns: Sequence[int], model_median: Sequence[float],
@@ -242,14 +255,15 @@ def generalises_to_covariances(*, kappas: Sequence[float], model_median: Sequenc
     """Median errors for ``x ~ N(0, Σ)``, Σ of each condition number in ``kappas``: the CoT rollout
     vs exact GD and vs the no-CoT model, judged for κ ≤ :data:`WELL_CONDITIONED_MAX_KAPPA`."""
     ratios, gains = _ratios(model_median, gd_median), _ratios(no_cot_median, model_median)
-    well = [(r, g) for kappa, r, g in zip(kappas, ratios, gains) if kappa <= WELL_CONDITIONED_MAX_KAPPA]
+    well = [(kappa, r, g) for kappa, r, g in zip(kappas, ratios, gains) if kappa <= WELL_CONDITIONED_MAX_KAPPA]
     return Claim("generalises_to_covariances",
                  "The trained CoT transformer generalises to x ~ N(0, Σ) with well-conditioned Σ",
                  "generalisation to unseen data, including other covariances",
                  {"κ": list(kappas), "model/GD median ratio": ratios, "no-CoT/CoT median ratio": gains},
-                 bool(well) and all(_generalises(r, g) for r, g in well),
+                 bool(well) and all(_generalises(r, g) for _, r, g in well),
                  f"for every κ ≤ {WELL_CONDITIONED_MAX_KAPPA:g}: median error within {GENERALISE_REL_GAP:.0%} of "
-                 f"exact GD and ≥ {GENERALISE_MIN_GAIN:g}× below the no-CoT model's")
+                 f"exact GD and ≥ {GENERALISE_MIN_GAIN:g}× below the no-CoT model's",
+                 why=_generalise_why("κ", *zip(*well)) if well else f"no κ ≤ {WELL_CONDITIONED_MAX_KAPPA:g} was tested")
 
 
 # ---------------------------------------------------------------------------- the whole list

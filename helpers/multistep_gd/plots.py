@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..checks import check_int
+from ..figures import WIDTH
 from ..training import History
 
 
@@ -37,7 +38,7 @@ def weight_heatmap(ax, M, d: int, title: str = ""):
         ax.axvline(edge, color="k", lw=0.4)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=9)
     return ax
 
 
@@ -48,7 +49,7 @@ def weights_over_training(snaps: Mapping[int, Mapping[str, torch.Tensor]], d: in
     steps = sorted(snaps)
     if not steps:
         raise ValueError("snaps is empty: pass the snapshots returned by train_cot")
-    fig, axes = plt.subplots(2, len(steps), figsize=(2.0 * len(steps), 4.8), squeeze=False)
+    fig, axes = plt.subplots(2, len(steps), figsize=(min(2.0 * len(steps), WIDTH), 4.2), squeeze=False)
     for c, step in enumerate(steps):
         weight_heatmap(axes[0, c], snaps[step]["W_PV"], d, f"$W^{{PV}}$, step {step}")
         weight_heatmap(axes[1, c], snaps[step]["W_KQ"], d, f"$W^{{KQ}}$, step {step}")
@@ -87,7 +88,7 @@ def balanced_dynamics(history: History, eta: float, wrong_sign: History | None =
     (the run from ``V_31 = +εI``) its ``v`` and loss are drawn thin and dotted (symlog y for v, which
     starts negative). Returns the figure."""
     steps = np.maximum(history.eval_steps, 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
     ax1.plot(steps, history.evals["v"], "C0", label="v = −mean diag V₃₁")
     ax1.plot(steps, history.evals["w"], "C1", label="w = mean diag W₁₃")
     ax1.plot(steps, history.evals["off_diagonal"], "C2:", label="largest off-diagonal entry")
@@ -118,7 +119,7 @@ def recovery_vs_k(settings: Sequence[Mapping], gain: float, k_mark: int):
         raise ValueError("settings is empty: pass the full run's metrics['settings']")
     cols = 2 if len(settings) > 1 else 1
     rows = -(-len(settings) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(8, 3.1 * rows), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 2.8 * rows + 0.4), sharex=True, sharey=True, squeeze=False)
     for ax, entry in zip(axes.flat, settings):
         s, r = entry["setting"], entry["recovery"]
         ks = np.arange(len(r["model_mean"]))

@@ -164,7 +164,11 @@ def transient_ridge(m: dict) -> Claim:
          "longest window of full transients": window},
         len(window) >= MIN_TRANSIENT_WINDOW,
         f">= {MIN_TRANSIENT_WINDOW} contiguous M with a full transient for every seed: smoothed OOD minimum within "
-        f"{FULL_DIP:.0%} of the dMMSE_M–ridge gap above ridge, then a rise of >= {FULL_RISE:.0%} of the gap")
+        f"{FULL_DIP:.0%} of the dMMSE_M–ridge gap above ridge, then a rise of >= {FULL_RISE:.0%} of the gap",
+        why=f"the longest run of M with a full transient in every seed has {len(window)} "
+            f"(needs {MIN_TRANSIENT_WINDOW}); no M has its OOD loss reach ridge's and then rise to dMMSE_M's"
+        if not window else f"the longest run of M with a full transient in every seed is {window} "
+                           f"(needs {MIN_TRANSIENT_WINDOW})")
 
 
 def low_M_straight_to_dmmse(m: dict) -> Claim:
@@ -210,7 +214,9 @@ def infinite_M_learns_ridge(m: dict) -> Claim | None:
          "final OOD loss (each seed)": [sw.sw["ood"][-1][g] for g in sw.groups["∞"]],
          "ridge OOD loss": sw.sw["ood_ridge_loss"]},
         all(x <= INFINITE_M_GAP_FRACTION for x in fr),
-        f"final Δ to ridge <= {INFINITE_M_GAP_FRACTION:.0%} of the Bayes gap Δ(dMMSE_1, ridge), every seed")
+        f"final Δ to ridge <= {INFINITE_M_GAP_FRACTION:.0%} of the Bayes gap Δ(dMMSE_1, ridge), every seed",
+        why=f"the M = ∞ model ends {max(fr):.0%} of the gap from ridge (needs <= {INFINITE_M_GAP_FRACTION:.0%}): "
+            f"after {sw.sw['step'][-1]} steps")
 
 
 def t_crit_grows(m: dict) -> Claim:
@@ -229,7 +235,10 @@ def t_crit_grows(m: dict) -> Claim:
          "M with a full transient": full, "Spearman(M, median t_crit) over them": rho, "OOD sequences": sw.n_ood},
         sw.n_ood >= T_CRIT_MIN_OOD and rho >= T_CRIT_MIN_SPEARMAN,
         f"on >= {T_CRIT_MIN_OOD} OOD sequences, smoothed curves: Spearman(M, t_crit) >= {T_CRIT_MIN_SPEARMAN:g} over the "
-        f"(at least 3) M with a full transient for every seed")
+        f"(at least 3) M with a full transient for every seed",
+        why=(f"only {len(full)} M with a full transient (needs 3), so there is no t_crit trend to rank"
+             if len(full) < 3 else f"Spearman {rho:.2f} < {T_CRIT_MIN_SPEARMAN:g}" if rho < T_CRIT_MIN_SPEARMAN
+             else f"only {sw.n_ood} OOD sequences (needs {T_CRIT_MIN_OOD})"))
 
 
 def _pca(m: dict):
@@ -279,7 +288,10 @@ def pca_transient_bends(m: dict) -> Claim | None:
          "PC1–PC2 explained variance (paper: 27.5%)": _pc12(pca)},
         len(trans) >= MIN_TRANSIENT_WINDOW and ok == trans,
         f"every M with a full transient (at least {MIN_TRANSIENT_WINDOW}; first seed): detour toward ridge >= "
-        f"{PCA_MIN_BEND:g} × the chord, closest to ridge before the end, ending nearer its dMMSE_M point")
+        f"{PCA_MIN_BEND:g} × the chord, closest to ridge before the end, ending nearer its dMMSE_M point",
+        why=(f"only {len(trans)} M with a full transient (needs {MIN_TRANSIENT_WINDOW}); the largest detour toward "
+             f"ridge is {max(b['bend'] for b in bend.values()):.2f} × the chord (the mark is {PCA_MIN_BEND:g})"
+             if len(trans) < MIN_TRANSIENT_WINDOW else f"M {sorted(set(trans) - set(ok), key=_M)} do not bend and turn"))
 
 
 def pca_pc2_separates(m: dict) -> Claim | None:
@@ -324,7 +336,10 @@ def llc_high_M_converges(m: dict) -> Claim | None:
         {"LLC(∞)": round(llc["∞"], 2), "ridge-like finite M: (LLC − LLC(∞)) / LLC(∞)": {k: round(v, 3) for k, v in rel.items()}},
         bool(high) and all(abs(v) <= LLC_MATCH_FRACTION for v in rel.values()),
         f"at least one finite M ends ridge-like (every seed), and each such M's LLC (mean over seeds) within "
-        f"{LLC_MATCH_FRACTION:.0%} of LLC(∞)")
+        f"{LLC_MATCH_FRACTION:.0%} of LLC(∞)",
+        why="no finite M ends ridge-like" if not high else "; ".join(
+            f"M = {k}: {v:+.0%} from LLC(∞)" for k, v in rel.items() if abs(v) > LLC_MATCH_FRACTION)
+        + f" (the mark is ±{LLC_MATCH_FRACTION:.0%})")
 
 
 def _onset(sw: _Sweep) -> str | None:
@@ -353,7 +368,14 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
          "first dMMSE-like M above LLC(∞)": cross, "onset of transience (first M, every seed at least partial)": onset},
         bool(low) and llc[low[0]] < llc["∞"] and bool(rising) and near,
         f"over the dMMSE-like M (every seed): the smallest below LLC(∞), rising up to the first above it (Spearman >= "
-        f"{LLC_MIN_SPEARMAN:g}), and that crossing within {LLC_CROSS_STEPS} grid step of the first M with a transient")
+        f"{LLC_MIN_SPEARMAN:g}), and that crossing within {LLC_CROSS_STEPS} grid step of the first M with a transient",
+        why="; ".join(w for w, bad in (
+            ("no dMMSE-like M", not low),
+            (f"the smallest dMMSE-like M's LLC is not below LLC(∞)", bool(low) and llc[low[0]] >= llc["∞"]),
+            ("the LLC does not rise with M up to the crossing", bool(low) and not rising),
+            (f"the crossing (M = {cross}) is more than {LLC_CROSS_STEPS} grid step from the onset of transience "
+             f"(M = {onset})" if cross and onset else "no crossing or no onset of transience to compare", not near))
+            if bad))
 
 
 def llc_plateau(m: dict) -> Claim | None:
@@ -370,7 +392,9 @@ def llc_plateau(m: dict) -> Claim | None:
         {"dMMSE-like M >= " + str(LLC_PLATEAU_M): {lab: round(llc[lab], 2) for lab in high},
          "(max − min) / mean": spread},
         spread <= LLC_PLATEAU_SPREAD, f"at least 2 dMMSE-like M >= {LLC_PLATEAU_M}, their LLCs within "
-        f"{LLC_PLATEAU_SPREAD:.0%} (max − min over the mean)")
+        f"{LLC_PLATEAU_SPREAD:.0%} (max − min over the mean)",
+        why=(f"{len(high)} dMMSE-like M >= {LLC_PLATEAU_M} (needs 2): at this scale those M end ridge-like"
+             if len(vals) < 2 else f"the LLCs spread by {spread:.0%} of their mean (the mark is {LLC_PLATEAU_SPREAD:.0%})"))
 
 
 def llc_loss_vs_complexity(m: dict) -> Claim | None:
@@ -408,7 +432,8 @@ def llc_calibrated(m: dict) -> Claim | None:
         "llc_calibrated", "The SGLD chains settle (the estimate does not drift with more draws)", "the book's "
         "calibration check (the paper calibrates in an appendix)",
         {"settled estimates": f"{sum(ok)}/{len(ok)}", "settled, per estimate": per, "settings": lm["settings"]},
-        all(ok), "first- and second-half draw means within 10% of the loss excess, every estimate", kind="extension")
+        all(ok), "first- and second-half draw means within 10% of the loss excess, every estimate", kind="extension",
+        why=f"{len(ok) - sum(ok)} of {len(ok)} estimates still drift between the halves of their draws")
 
 
 def llc_matches_devinterp(m: dict) -> Claim | None:
@@ -425,7 +450,11 @@ def llc_matches_devinterp(m: dict) -> Claim | None:
         {"ours": round(cc["ours"], 2), "devinterp": round(cc["devinterp"], 2), "relative difference": round(rel, 3),
          "speed ratio": round(cc["devinterp_seconds"] / cc["ours_seconds"], 2)},
         rel <= DEVINTERP_TOLERANCE and cc["ours_seconds"] < cc["devinterp_seconds"],
-        f"within {DEVINTERP_TOLERANCE:.0%} and faster", kind="extension")
+        f"within {DEVINTERP_TOLERANCE:.0%} and faster", kind="extension",
+        why="; ".join(w for w, bad in ((f"{rel:.1%} apart (the mark is {DEVINTERP_TOLERANCE:.0%})", rel > DEVINTERP_TOLERANCE),
+                                      (f"ours is not faster (devinterp's time / ours = "
+                                       f"{cc['devinterp_seconds'] / cc['ours_seconds']:.2f})",
+                                       cc["ours_seconds"] >= cc["devinterp_seconds"])) if bad))
 
 
 def grouped_speedup(m: dict) -> Claim | None:
@@ -437,7 +466,8 @@ def grouped_speedup(m: dict) -> Claim | None:
         "the book's implementation (the paper trains one model per M); a GPU target",
         {"speed-up": round(t["speedup"], 2), "device": t["device"], "groups": t["groups"]},
         t["speedup"] >= MIN_GROUPED_SPEEDUP,
-        f">= {MIN_GROUPED_SPEEDUP:g}× (a GPU target: a 2-core CPU has little to parallelise)", kind="extension")
+        f">= {MIN_GROUPED_SPEEDUP:g}× (a GPU target: a 2-core CPU has little to parallelise)", kind="extension",
+        why=f"{t['speedup']:.2f}× on the {t['device']} (needs {MIN_GROUPED_SPEEDUP:g}×, a GPU target)")
 
 
 def curriculum_reaches_ridge(m: dict) -> Claim | None:

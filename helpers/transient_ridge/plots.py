@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from ..figures import WIDTH
+
 
 def m_colours(n: int):
     """``n`` colours from light (low M) to dark (high M), one per task count."""
@@ -47,8 +49,8 @@ def loss_by_position(ax_pool, ax_gaussian, res: dict, Ms, K: int):
     ax_pool.set(xlabel="position k (pairs seen: k − 1)", ylabel="mean squared error", yscale="log",
                 title="Tasks from the pool: dMMSE (solid) beats ridge (dotted)")
     ax_gaussian.set(xlabel="position k", title="Gaussian tasks: ridge beats every dMMSE")
-    ax_pool.legend(fontsize=7)
-    ax_gaussian.legend(fontsize=7)
+    ax_pool.legend(fontsize=9)
+    ax_gaussian.legend(fontsize=9)
     return ax_pool, ax_gaussian
 
 
@@ -75,7 +77,7 @@ def ood_over_training(ax, sweep: dict):
             ax.axhline(sweep["ood_dmmse_loss"][g], color=colour, ls=":", lw=1)
         ax.plot(max(s["t_crit"], 1), s["ood_min"], "o", color=colour, ms=4)
     ax.set(yscale="log", title="OOD loss per M (dots: t_crit, the lowest point; dotted: dMMSE_M)")
-    ax.legend(ncol=2, fontsize=8, loc="upper right")
+    ax.legend(ncol=2, fontsize=9, loc="upper right")
     return ax
 
 
@@ -102,13 +104,13 @@ def distances(ax, steps, d_ridge, d_dmmse, *, colour_ridge="C0", colour_dmmse="C
     return ax
 
 
-def distance_grid(sweep: dict, cols: int = 5):
+def distance_grid(sweep: dict, cols: int = 3):
     """Page 2: one panel per M with :func:`distances` (shaded: ridge-like; dashed: the crossing); returns the figure."""
     import matplotlib.pyplot as plt
     labels = [s["M"] for s in sweep["summary"]]
     dr, dd = np.array(sweep["d_ridge"]), np.array(sweep["d_dmmse"])
     rows = math.ceil(len(labels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(12, 2.6 * rows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 2.2 * rows), sharex=True, squeeze=False)
     for g, (lab, s) in enumerate(zip(labels, sweep["summary"])):
         ax = axes.flat[g]
         distances(ax, sweep["step"], dr[:, g], dd[:, g], d_zero_ridge=sweep["d_zero_ridge"][g], t_cross=s["t_cross"])
@@ -119,7 +121,7 @@ def distance_grid(sweep: dict, cols: int = 5):
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("step")
-    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=9)
     fig.suptitle("Distance to the two predictors (shaded: ridge-like; dashed: the crossing)", y=1.0)
     fig.tight_layout()
     return fig
@@ -132,7 +134,7 @@ def pivot_steps(ax, summary: list[dict]):
     ax.plot(Ms, [s["t_crit"] for s in trans], "o-", label="t_crit (lowest OOD loss)")
     ax.plot(Ms, [s["t_cross"] for s in trans], "s--", label="Δ crossing")
     ax.set(xscale="log", xlabel="M", ylabel="step", title="When each M pivots: t_crit and the Δ crossing")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return ax
 
 
@@ -142,14 +144,16 @@ def pca_trajectories(ax, proj: dict, labels, i: int = 0, j: int = 1, upto: int |
     """Page 3: every run's path in PC ``i``–PC ``j`` (up to checkpoint ``upto``; the end as a dot),
     each dMMSE_M point (coloured star) and the ridge point (black star), all projected.
 
-    ``proj``: :func:`~.analysis.trajectory_pca`'s result; ``highlight``: one M label to show in
-    full colour, the others faded."""
+    ``proj``: :func:`~.analysis.trajectory_pca`'s result; ``highlight``: one M label, or a list of
+    them, to show in full colour (and in the legend), the others faded."""
     ev = proj["pca"].explained.numpy()
     runs = proj["runs"].numpy()
+    shown = None if highlight is None else ({highlight} if isinstance(highlight, str) else set(highlight))
     for g, (lab, colour) in enumerate(zip(labels, m_colours(len(labels)))):
         r = runs[g] if upto is None else runs[g][: upto + 1]
-        alpha = 1.0 if highlight in (None, lab) else 0.15
-        ax.plot(r[:, i], r[:, j], "-", color=colour, lw=1.3, alpha=alpha, label=f"M = {lab}")
+        alpha = 1.0 if shown is None or lab in shown else 0.15
+        name = f"M = {lab}" if alpha == 1.0 else "_faded"
+        ax.plot(r[:, i], r[:, j], "-", color=colour, lw=1.6 if shown and lab in shown else 1.2, alpha=alpha, label=name)
         ax.plot(r[-1, i], r[-1, j], "o", color=colour, ms=6, alpha=alpha)
         if lab != "∞":
             d = proj["dmmse"][g].numpy()
@@ -171,7 +175,7 @@ def sgld_traces(ax, trace, init_loss, num_burnin: int, names=None):
         ax.plot(trace[:, g] - init[g], color=colours[g], lw=0.8, label=None if names is None else names[g])
     ax.axvline(num_burnin, color="gray", ls=":", lw=1, label="end of burn-in")
     ax.set(xlabel="SGLD step", ylabel="loss − ℓ(w*)")
-    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    ax.legend(fontsize=9, ncol=2, loc="lower right")
     return ax
 
 
@@ -187,7 +191,7 @@ def llc_over_M(ax, llc: dict, std: dict, dmmse_like: list[str]):
     if "∞" in llc:
         ax.axhline(llc["∞"], color="k", ls="--", lw=1, label="M = ∞ (ridge-like)")
     ax.set(xscale="log", xlabel="M", ylabel="LLC λ̂ (final model)", title="Complexity of the final models")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return ax
 
 
@@ -205,7 +209,7 @@ def llc_over_training(ax, llc_record: dict, steps, ood, id_loss, t_crit: int):
     ax.axvline(max(t_crit, 1), color="gray", ls=":", label="t_crit")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
+    ax.legend(h1 + h2, l1 + l2, fontsize=9, loc="upper left")
     ax.set_title(f"M = {llc_record['M']}: complexity and loss over training")
     return ax, ax2
 
@@ -220,7 +224,7 @@ def curriculum_vs_fixed(sweep: dict, curriculum: dict, total_steps: int):
     labels = [s["M"] for s in sweep["summary"]]
     cu_labels = [s["M"] for s in curriculum["summary"]]
     steps = np.array(sweep["step"])
-    fig, axes = plt.subplots(2, len(cu_labels), figsize=(4.3 * len(cu_labels), 6.2), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(2, len(cu_labels), figsize=(WIDTH, 5.6), sharex=True, squeeze=False)
     bounds = [s for s, _ in curriculum["stages"]] + [total_steps]
     for j, lab in enumerate(cu_labels):
         g = labels.index(lab)
@@ -228,7 +232,7 @@ def curriculum_vs_fixed(sweep: dict, curriculum: dict, total_steps: int):
         for k, (start, M_stage) in enumerate(curriculum["stages"]):
             for ax in (top, bot):
                 ax.axvspan(start, bounds[k + 1], color="0.9" if k % 2 else "white", zorder=0)
-            top.text(start + 0.02 * bounds[-1], 1.02, f"M ≤ {M_stage}", transform=top.get_xaxis_transform(), fontsize=8)
+            top.text(start + 0.02 * bounds[-1], 1.02, f"M ≤ {M_stage}", transform=top.get_xaxis_transform(), fontsize=9)
         top.plot(steps, np.array(sweep["ood"])[:, g], color="C0", label="fixed M")
         top.plot(steps, np.array(curriculum["ood"])[:, j], color="C3", label="curriculum")
         top.axhline(sweep["ood_ridge_loss"], color="k", ls="--", lw=1, label="ridge")
@@ -239,7 +243,7 @@ def curriculum_vs_fixed(sweep: dict, curriculum: dict, total_steps: int):
                       None if lab == "∞" else np.array(log["d_dmmse"])[:, idx],
                       colour_ridge=colour, colour_dmmse=colour, name=name)
         bot.set(xscale="linear", xlabel="training step", ylabel="Δ" if j == 0 else None)
-    axes[0, 0].legend(fontsize=7)
-    axes[1, 0].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=9)
+    axes[1, 0].legend(fontsize=9)
     fig.tight_layout()
     return fig

@@ -132,6 +132,11 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
         raise ValueError("assignments must hold one role assignment per seed")
     exact = _floats(exact, "exact")
     strength = [float(a["strength"]) for a in assignments]
+    why = "; ".join(
+        ([f"only {len(assignments)} seed"] if len(assignments) < 2 else [])
+        + [f"seed {a.get('seed')}: division strength {s:.3f} < {MIN_ROLE_GAP:g}"
+           for a, s in zip(assignments, strength) if s < MIN_ROLE_GAP]
+        + [f"exact-path accuracy {min(exact):.0%} < {MIN_EXACT:.0%}" for _ in [0] if min(exact) < MIN_EXACT])
     return Claim(
         "theory_forward_heads_specialise",
         "In forward reasoning the attention heads learn to specialise and coordinate autonomously: one head "
@@ -147,7 +152,8 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
         len(assignments) >= 2 and min(strength) >= MIN_ROLE_GAP and min(exact) >= MIN_EXACT,
         f"in every seed (>= 2 that differ), the traversal head supplies >= {MIN_ROLE_GAP:g} more of the node "
         f"prediction and the stage-control head >= {MIN_ROLE_GAP:g} more of the stage signal than the other head "
-        f"(division strength >= {MIN_ROLE_GAP:g}), and the model solves >= {MIN_EXACT:.0%} of unseen trees")
+        f"(division strength >= {MIN_ROLE_GAP:g}), and the model solves >= {MIN_EXACT:.0%} of unseen trees",
+        why=why + " (the heads split the work only partly)" if why else "")
 
 
 PHASE_PARTS = ("climb", "switch", "descend")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..figures import WIDTH
 from .analysis import token_label
 from .data import PAD, Tree
 
@@ -57,7 +58,7 @@ def draw_tree(ax, tree: Tree, path: list[int] | None = None, goal: int | None = 
                 color="white" if v in (tree.root, goal) else "k")
     if distractors:
         ax.text(0.99, 0.02, f"+ {len(distractors)} distractor edges in the list", transform=ax.transAxes,
-                ha="right", fontsize=7, color="0.4")
+                ha="right", fontsize=9, color="0.4")
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     ax.margins(0.08)
@@ -78,10 +79,10 @@ def plot_attention(ax, att: np.ndarray, tokens, vocab: int, queries: list[int], 
     ax.imshow(att, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     T = att.shape[1]
     ax.set_xticks(range(T))
-    ax.set_xticklabels([token_label(t, vocab) for t in tokens[:T]], rotation=90, fontsize=8)
+    ax.set_xticklabels([token_label(t, vocab) for t in tokens[:T]], rotation=90, fontsize=9)
     ax.set_yticks(range(len(queries)))
     ax.set_yticklabels(ylabels if ylabels is not None else [token_label(tokens[q], vocab) for q in queries],
-                       fontsize=8)
+                       fontsize=9)
     if keys is not None:
         for i, k in enumerate(keys):
             if k >= 0:
@@ -111,7 +112,7 @@ def plot_h_snapshots(H: dict, title: str = H_TITLE):
     if not H:
         raise ValueError("H must hold at least one {step: matrix} snapshot")
     steps = sorted(H)
-    width = min(2.2 * len(steps), 10.0)  # the book's column
+    width = min(2.2 * len(steps), WIDTH)  # the book's column
     fig, axes = plt.subplots(1, len(steps), figsize=(width, width / len(steps) + 0.5))
     vmax = max(np.abs(H[s]).max() for s in steps) or 1.0
     for ax, s in zip(np.atleast_1d(axes), steps):
@@ -135,7 +136,7 @@ def plot_robustness(results: dict, title: str, trained: dict | None = None):
     ``results``: ``{model name: {axis: {value: accuracy}}}`` (values may be ints or, read from
     JSON, strings); ``trained``: ``{axis: largest value inside the training range}``, shaded grey.
     """
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.8), sharey=True)
     styles = [("o-", "C3"), ("s--", "C0"), ("^:", "C2"), ("D-.", "C1"), ("v-", "C4")]
     for ax, (axis, label) in zip(axes.flat, ROBUSTNESS_AXES.items()):
         for i, (name, r) in enumerate(results.items()):
@@ -196,7 +197,7 @@ def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
     steps = log["step"]
     blocks = log["blocks"]
     n_heads = len(blocks[0]["child_is_me"])
-    fig, axes = plt.subplots(n_heads, 2, figsize=(10, 3.6 * n_heads + 0.8), sharex=True, squeeze=False,
+    fig, axes = plt.subplots(n_heads, 2, figsize=(WIDTH, 3.0 * n_heads + 1.3), sharex=True, squeeze=False,
                              gridspec_kw={"width_ratios": (1, 1.25)})
     for h in range(n_heads):
         ax = axes[h, 0]
@@ -210,10 +211,7 @@ def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
             ki, qi = KEY_KINDS.index(k), QUERY_KINDS.index(q)
             ax.plot(steps, [b["kind"][h][ki][qi] for b in blocks], color=f"C{i}", lw=1.8,
                     ls="-" if q == "bwd" else "--", label=label)
-        ax.set(title=f"head {h}: token-kind preferences (key kind, stage)")
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, hi + 0.45 * (hi - lo))  # room for the legend above the curves
-        ax.legend(fontsize=8.5, loc="upper left", ncol=2)
+        ax.set(title=f"head {h}: token-kind preferences")
         for ax in axes[h]:
             _mark_phases(ax, phases)
             ax.axhline(0, color="0.8", lw=0.8, zorder=0)
@@ -221,7 +219,11 @@ def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
         ax.set_xlabel("training step")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    # one legend for the token-kind curves of every row, under the panels, off the data
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.17 if phases else 0.12, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, 0.035 if phases else 0.0), title="token-kind preference (key kind, stage)")
     _phase_legend(fig, phases)
     return fig
 
@@ -230,7 +232,7 @@ def plot_roles(logs: dict, title: str = ""):
     """Each head's share of the node prediction (traverse, solid) and of the stage signal (control,
     dashed) over training, one panel per run; returns the figure. ``logs``: ``{run name: log}``
     (theory-model logs with ``step`` and ``roles``)."""
-    fig, axes = plt.subplots(1, len(logs), figsize=(3.6 * len(logs), 3.3), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(logs), figsize=(WIDTH, 3.4), sharey=True, squeeze=False)
     for ax, (name, log) in zip(axes[0], logs.items()):
         r = np.array(log["roles"], dtype=float)  # (checkpoints, heads, 2)
         for h in range(r.shape[1]):
@@ -238,8 +240,9 @@ def plot_roles(logs: dict, title: str = ""):
             ax.plot(log["step"], r[:, h, 1], color=f"C{h}", lw=2, ls="--", label=f"head {h}: control")
         ax.set(title=name, xlabel="training step", ylim=(-0.02, 1.02))
     axes[0, 0].set_ylabel("share of the prediction")
-    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
     return fig
