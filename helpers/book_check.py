@@ -68,8 +68,9 @@ _BROKEN_IMAGES_JS = """() => Array.from(document.images)
   .filter(i => i.src.startsWith(location.origin))
   .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))"""
 
-_SHRUNK_FIGURES_JS = """(minScale) => Array.from(document.querySelectorAll('main img'))
-  .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width < minScale * i.naturalWidth)
+_SHRUNK_FIGURES_JS = """(minScale) => Array.from(document.querySelectorAll('main .cell_output img, main figure img'))
+  .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)
+  .filter(i => i.getBoundingClientRect().width < minScale * i.naturalWidth)
   .map(i => `${i.getAttribute('src')}: ${i.naturalWidth} px shown at `
     + `${Math.round(100 * i.getBoundingClientRect().width / i.naturalWidth)}%`)"""
 

@@ -75,7 +75,7 @@ def test_the_browser_finds_each_kind_of_breakage(tmp_path):
       <pre>{'a': np.float64(1.0)}</pre></div>
       <p>M = {S['llc_M']}</p>
       <img src="https://example.org/elsewhere.png">
-      <img src="wide.png" style="max-width: 100%">"""))
+      <figure><img src="wide.png" style="max-width: 100%"></figure>"""))
     _png(tmp_path / "wide.png", 3000, 20)  # a figure wider than any column: shown shrunk
     found = book_check.check_book(tmp_path, log=lambda *_: None)
     bad = [f for f in found if f.page == "bad.html"]
@@ -92,7 +92,9 @@ def test_the_browser_finds_each_kind_of_breakage(tmp_path):
 def test_a_clean_site_has_no_findings(tmp_path):
     (tmp_path / "index.html").write_text(PAGE.format(body="<h1>A page</h1><table><tr><td>1</td><td>2</td></tr></table>"
                                                           "<p>Math stays: \\(\\{x\\}\\)</p><pre><code>f'{x}'</code></pre>"
-                                                          '<img src="fig.png" style="max-width: 100%">'))
+                                                          '<figure><img src="fig.png" style="max-width: 100%"></figure>'
+                                                          '<img src="icon.png" style="width: 20px">'))
+    _png(tmp_path / "icon.png", 225, 225)  # an icon outside the figures: not a figure
     _png(tmp_path / "fig.png", 300, 100)
     assert book_check.check_book(tmp_path, log=lambda *_: None) == []
     assert book_check.main([str(tmp_path)]) == 0

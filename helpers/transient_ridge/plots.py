@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import WIDTH
@@ -14,7 +15,6 @@ from ..figures import WIDTH
 
 def m_colours(n: int):
     """``n`` colours from light (low M) to dark (high M), one per task count."""
-    import matplotlib.pyplot as plt
     return plt.cm.viridis(np.linspace(0.0, 0.9, n))
 
 
@@ -46,11 +46,14 @@ def loss_by_position(ax_pool, ax_gaussian, res: dict, Ms, K: int):
         ax_pool.plot(k, res[M]["pool"]["ridge"], ":", color=c)
         ax_gaussian.plot(k, res[M]["gaussian"]["dmmse"], "-", color=c, label=f"dMMSE, M={M}")
     ax_gaussian.plot(k, res[Ms[0]]["gaussian"]["ridge"], "k--", lw=2, label="ridge")
+    ax_pool.plot([], [], ":", color="0.4", label="ridge (dotted)")
     ax_pool.set(xlabel="position k (pairs seen: k − 1)", ylabel="mean squared error", yscale="log",
-                title="Tasks from the pool: dMMSE (solid) beats ridge (dotted)")
-    ax_gaussian.set(xlabel="position k", title="Gaussian tasks: ridge beats every dMMSE")
-    ax_pool.legend(fontsize=9)
-    ax_gaussian.legend(fontsize=9)
+                title="pool tasks: dMMSE beats ridge")
+    ax_gaussian.set(xlabel="position k", title="Gaussian tasks: ridge beats dMMSE")
+    # one legend beside the right panel, off the curves (the figure's layout makes room: layout="constrained")
+    handles = ax_gaussian.get_legend_handles_labels()[0] + ax_pool.get_legend_handles_labels()[0][-1:]
+    ax_gaussian.legend(handles, [h.get_label() for h in handles], loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       frameon=False, handlelength=1.6)
     return ax_pool, ax_gaussian
 
 
@@ -77,7 +80,9 @@ def ood_over_training(ax, sweep: dict):
             ax.axhline(sweep["ood_dmmse_loss"][g], color=colour, ls=":", lw=1)
         ax.plot(max(s["t_crit"], 1), s["ood_min"], "o", color=colour, ms=4)
     ax.set(yscale="log", title="OOD loss per M (dots: t_crit, the lowest point; dotted: dMMSE_M)")
-    ax.legend(ncol=2, fontsize=9, loc="upper right")
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
+    # beside the panel, off the curves (the figure's layout makes room: use layout="constrained")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
@@ -106,7 +111,6 @@ def distances(ax, steps, d_ridge, d_dmmse, *, colour_ridge="C0", colour_dmmse="C
 
 def distance_grid(sweep: dict, cols: int = 3):
     """Page 2: one panel per M with :func:`distances` (shaded: ridge-like; dashed: the crossing); returns the figure."""
-    import matplotlib.pyplot as plt
     labels = [s["M"] for s in sweep["summary"]]
     dr, dd = np.array(sweep["d_ridge"]), np.array(sweep["d_dmmse"])
     rows = math.ceil(len(labels) / cols)
@@ -115,13 +119,20 @@ def distance_grid(sweep: dict, cols: int = 3):
         ax = axes.flat[g]
         distances(ax, sweep["step"], dr[:, g], dd[:, g], d_zero_ridge=sweep["d_zero_ridge"][g], t_cross=s["t_cross"])
         ax.set_title(f"M = {lab}")
+        ax.yaxis.set_minor_formatter(plt.NullFormatter())  # decade labels only: no clutter on short ranges
         if g % cols == 0:
             ax.set_ylabel("Δ (in distribution)")
-    for ax in axes.flat[len(labels):]:
+        if g + cols >= len(labels):  # the lowest panel of its column: label the steps
+            ax.tick_params(labelbottom=True)
+            ax.set_xlabel("step")
+    spare = axes.flat[len(labels):]
+    for ax in spare:
         ax.axis("off")
-    for ax in axes[-1]:
-        ax.set_xlabel("step")
-    axes.flat[0].legend(fontsize=9)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    if len(spare):  # the legend in an empty panel, off the data
+        spare[0].legend(handles, names, loc="center", frameon=False)
+    else:
+        fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, bbox_to_anchor=(0.5, -0.04))
     fig.suptitle("Distance to the two predictors (shaded: ridge-like; dashed: the crossing)", y=1.0)
     fig.tight_layout()
     return fig
@@ -175,7 +186,10 @@ def sgld_traces(ax, trace, init_loss, num_burnin: int, names=None):
         ax.plot(trace[:, g] - init[g], color=colours[g], lw=0.8, label=None if names is None else names[g])
     ax.axvline(num_burnin, color="gray", ls=":", lw=1, label="end of burn-in")
     ax.set(xlabel="SGLD step", ylabel="loss − ℓ(w*)")
-    ax.legend(fontsize=9, ncol=2, loc="lower right")
+    # beside the panel, off the traces (the figure's layout makes room: use layout="constrained")
+    n = trace.shape[1] + 1
+    ax.legend(ncol=1 if n <= 6 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              handlelength=1.2, columnspacing=0.8)
     return ax
 
 
@@ -220,11 +234,11 @@ def curriculum_vs_fixed(sweep: dict, curriculum: dict, total_steps: int):
     """Page 5: for each final M of the curriculum, the OOD loss (top) and the distances to ridge and
     dMMSE_M (bottom) with the curriculum (red) and with fixed M (blue); shaded bands are the
     curriculum's stages. ``sweep``, ``curriculum``: the run's metrics; returns the figure."""
-    import matplotlib.pyplot as plt
     labels = [s["M"] for s in sweep["summary"]]
     cu_labels = [s["M"] for s in curriculum["summary"]]
     steps = np.array(sweep["step"])
-    fig, axes = plt.subplots(2, len(cu_labels), figsize=(WIDTH, 5.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(2, len(cu_labels), figsize=(WIDTH, 5.8), sharex=True, squeeze=False,
+                             layout="constrained")
     bounds = [s for s, _ in curriculum["stages"]] + [total_steps]
     for j, lab in enumerate(cu_labels):
         g = labels.index(lab)
@@ -232,18 +246,22 @@ def curriculum_vs_fixed(sweep: dict, curriculum: dict, total_steps: int):
         for k, (start, M_stage) in enumerate(curriculum["stages"]):
             for ax in (top, bot):
                 ax.axvspan(start, bounds[k + 1], color="0.9" if k % 2 else "white", zorder=0)
-            top.text(start + 0.02 * bounds[-1], 1.02, f"M ≤ {M_stage}", transform=top.get_xaxis_transform(), fontsize=9)
         top.plot(steps, np.array(sweep["ood"])[:, g], color="C0", label="fixed M")
         top.plot(steps, np.array(curriculum["ood"])[:, j], color="C3", label="curriculum")
         top.axhline(sweep["ood_ridge_loss"], color="k", ls="--", lw=1, label="ridge")
         top.set(yscale="log", ylabel="OOD loss" if j == 0 else None)
-        top.set_title(f"final M = {lab}", pad=16)
+        top.set_title(f"final M = {lab}")
         for name, log, idx, colour in (("fixed", sweep, g, "C0"), ("curriculum", curriculum, j, "C3")):
             distances(bot, steps, np.array(log["d_ridge"])[:, idx],
                       None if lab == "∞" else np.array(log["d_dmmse"])[:, idx],
                       colour_ridge=colour, colour_dmmse=colour, name=name)
         bot.set(xscale="linear", xlabel="training step", ylabel="Δ" if j == 0 else None)
-    axes[0, 0].legend(fontsize=9)
-    axes[1, 0].legend(fontsize=9)
-    fig.tight_layout()
+        for ax in (top, bot):
+            ax.yaxis.set_minor_formatter(plt.NullFormatter())
+            ax.xaxis.set_major_locator(plt.MaxNLocator(3))
+    stages = ", ".join(f"M ≤ {M_stage}" for _, M_stage in curriculum["stages"])
+    fig.suptitle(f"curriculum stages (white and grey bands): {stages}")
+    handles = axes[0, 0].get_legend_handles_labels()[0] + axes[1, 0].get_legend_handles_labels()[0]
+    unique = {h.get_label(): h for h in handles}
+    fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=3, frameon=False)
     return fig

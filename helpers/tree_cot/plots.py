@@ -174,13 +174,10 @@ def _mark_phases(ax, phases: dict | None):
             ax.axvline(phases[key], color=colour, ls=":", lw=1.5)
 
 
-def _phase_legend(fig, phases: dict | None):
-    if phases:
-        handles = [plt.Line2D([], [], color=c, ls=":", lw=1.5, label=f"{label} (step {phases[k]})")
-                   for k, (c, label) in PHASE_STYLE.items() if phases.get(k) is not None]
-        if handles:
-            fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False,
-                       bbox_to_anchor=(0.5, -0.02))
+def _phase_handles(phases: dict | None) -> list:
+    """Legend entries for the dotted phase lines of :func:`_mark_phases`."""
+    return [plt.Line2D([], [], color=c, ls=":", lw=1.5, label=f"{label} (step {phases[k]})")
+            for k, (c, label) in PHASE_STYLE.items() if phases and phases.get(k) is not None]
 
 
 def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
@@ -197,8 +194,8 @@ def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
     steps = log["step"]
     blocks = log["blocks"]
     n_heads = len(blocks[0]["child_is_me"])
-    fig, axes = plt.subplots(n_heads, 2, figsize=(WIDTH, 3.0 * n_heads + 1.3), sharex=True, squeeze=False,
-                             gridspec_kw={"width_ratios": (1, 1.25)})
+    fig, axes = plt.subplots(n_heads, 2, figsize=(WIDTH, 3.0 * n_heads + 1.7), sharex=True, squeeze=False,
+                             gridspec_kw={"width_ratios": (1, 1.25)}, layout="constrained")
     for h in range(n_heads):
         ax = axes[h, 0]
         ax.plot(steps, [b["child_is_me"][h] for b in blocks], color="k", lw=2, label="child is me: $W[b,b]_{ii}$")
@@ -219,12 +216,13 @@ def plot_blocks(log: dict, phases: dict | None = None, title: str = ""):
         ax.set_xlabel("training step")
     if title:
         fig.suptitle(title, fontsize=11)
-    # one legend for the token-kind curves of every row, under the panels, off the data
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
+    # one legend, under the panels and off the data: the token-kind curves (right column) and the phases
     handles, labels = axes[0, 1].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.17 if phases else 0.12, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False,
-               bbox_to_anchor=(0.5, 0.035 if phases else 0.0), title="token-kind preference (key kind, stage)")
-    _phase_legend(fig, phases)
+    phase_lines = _phase_handles(phases)
+    fig.legend(handles + phase_lines, labels + [h.get_label() for h in phase_lines], loc="outside lower center",
+               ncol=2, frameon=False)
     return fig
 
 
