@@ -14,14 +14,14 @@ Core modules (used by every chapter):
 - :mod:`helpers.cli`      — the command line of every chapter's full run;
 - :mod:`helpers.figures`  — the book's figure style (column width, fonts) and numbered figures.
 """
-from .device import describe_device, environment, pick_device, seed_everything
-from .modes import MODES, by_mode, get_mode, set_mode, show_progress
-from .exercises import ExerciseError
+from . import figures
 from .claims import Claim, claims_table
+from .device import describe_device, environment, pick_device, seed_everything
+from .exercises import ExerciseError
+from .modes import MODES, by_mode, get_mode, set_mode, show_progress
 from .results import ResultError, ResultStore, RunOutput, output_root
 from .seeds import derive_seed, numpy_generator, step_generator, torch_generator
 from .training import History, checkpoint_schedule, train
-from . import figures
 
 figures.use_book_style()  # every figure drawn for the book's column (helpers.figures)
 

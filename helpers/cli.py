@@ -10,6 +10,11 @@ returns the chapter's claims; ``store(root)`` is the chapter's :class:`~helpers.
 ``--claims-only`` re-judges the stored run with the current claims (no training); ``--out`` writes
 somewhere else than ``results/`` (full mode) or the smoke output folder.
 
+Bad input stops the command before any work, with a one-line error on stderr and exit status 2:
+an unknown option or mode, an output folder that cannot be written, a folder that holds another
+chapter's results, or (``--claims-only``) stored results that are missing, corrupt or of another
+schema. A full run replaces the chapter's folder whole (:meth:`~helpers.results.ResultStore.save_run`).
+
 A chapter may add options of its own (``options(parser)``; their values reach ``full_run`` as
 keyword arguments), re-derive stored metrics before ``--claims-only`` re-judges them
 (``refresh(store)``), and save partial results while it runs (``partial=True``: ``full_run`` gets
@@ -20,12 +25,46 @@ Used in: ``helpers/<chapter>/__main__.py``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Callable
 
-from .modes import MODES, set_mode
 from .claims import Claim
-from .results import ResultStore, RunOutput, git_commit, output_root
+from .modes import MODES, set_mode
+from .results import ResultError, ResultStore, RunOutput, git_commit, output_root
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """Input the command refuses: reported on one line, exit status :data:`EXIT_BAD_INPUT`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the usage block
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _check_output(out: ResultStore, claims_only: bool) -> None:
+    """Refuse, before any work, an output that cannot be used (see the module docstring)."""
+    import json
+    try:
+        out.check_writable()
+    except OSError as e:
+        raise BadInput(str(e)) from None
+    run_json = out.path("run.json")
+    if run_json.is_file():
+        try:
+            chapter = json.loads(run_json.read_text()).get("chapter")
+        except (ValueError, AttributeError):
+            chapter = None  # a damaged run.json: a full run replaces it; --claims-only reports it below
+        if chapter not in (None, out.chapter):
+            raise BadInput(f"{out.shown(out.dir)} holds the results of chapter {chapter!r}, not {out.chapter!r}")
+    if claims_only:
+        try:
+            out.read_run()
+        except ResultError as e:
+            raise BadInput(str(e)) from None
 
 
 def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evaluate: Callable[[dict], list[Claim]],
@@ -34,13 +73,14 @@ def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evalu
              refresh: Callable[[ResultStore], None] | None = None, partial: bool = False) -> int:
     """Parse ``--mode`` / ``--no-progress`` / ``--claims-only`` / ``--out`` (and the chapter's
     ``options``), run, save, print the claims table."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.strip().splitlines()[0])
+    parser = _Parser(prog=f"python -m {module}", description=doc.strip().splitlines()[0])
     parser.add_argument("--mode", choices=MODES, default="full", help="sizes to run at (default: full)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--claims-only", action="store_true",
                         help="re-judge the stored run's metrics.json with the current claims; no training")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="folder to hold <chapter>/ (default: results/ in full mode, the smoke folder in smoke mode)")
+                        help="folder to hold <chapter>/ (default: results/ in full mode, "
+                             "the smoke folder in smoke mode)")
     own = set()
     if options is not None:
         before = {a.dest for a in parser._actions}
@@ -49,6 +89,11 @@ def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evalu
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     out = store(args.out if args.out is not None else output_root(args.mode))
+    try:
+        _check_output(out, args.claims_only)
+    except BadInput as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.claims_only:
         if refresh is not None:
             refresh(out)

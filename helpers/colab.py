@@ -31,11 +31,14 @@ _TEMPLATE = '''\
 import sys
 if "google.colab" in sys.modules:
     import os, subprocess
-    REPO_URL = "{url}"
-    if not os.path.isdir("/content/book-repo"):
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}", REPO_URL, "/content/book-repo"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/book-repo"], check=True)
-    sys.path.insert(0, "/content/book-repo")'''
+    # Where to clone from and to: Colab's values unless BOOK_REPO_URL / BOOK_REPO_DIR say otherwise.
+    REPO_URL = os.environ.get("BOOK_REPO_URL", "{url}")
+    REPO_DIR = os.environ.get("BOOK_REPO_DIR", "/content/book-repo")
+    if not os.path.isdir(REPO_DIR):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}", REPO_URL, REPO_DIR], check=True)
+    # `helpers` and what Colab lacks; Colab's own torch, numpy, matplotlib and ipywidgets are kept.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", REPO_DIR], check=True)
+    sys.path.insert(0, REPO_DIR)'''
 
 
 def repository_setting(config_path: Path | None = None) -> tuple[str, str]:

@@ -47,6 +47,28 @@ def size(height: float, width: float = WIDTH) -> tuple[float, float]:
     return (width, height)
 
 
+def log_ticks(ax, axis: str = "y") -> None:
+    """Readable ticks on a log axis, once its limits are final: decade labels only where it spans
+    more than :data:`LOG_LABEL_SPAN`; on a shorter span, also the 2s, 3s and 5s, as plain numbers
+    (matplotlib would label them ``3×10⁻¹`` or leave the axis with one label)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y'; got {axis!r}")
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    if lo <= 0 or hi / lo > LOG_LABEL_SPAN:
+        which.set_minor_formatter(NullFormatter())
+        return
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    which.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+    which.set_minor_formatter(plain)
+    which.set_major_formatter(plain)
+
+
+LOG_LABEL_SPAN = 40  # a log axis spanning more than this ratio gets decade labels only
+
+
 class FigureStyleError(ValueError):
     """A figure is wider than the column or has text below :data:`MIN_FONT_PT`."""
 

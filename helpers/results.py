@@ -8,6 +8,9 @@ A chapter's full run writes ``results/<chapter>/`` through a :class:`ResultStore
 - ``run.json`` — provenance written by the code (:data:`RUN_FIELDS`), last, so a run.json always
   describes complete files.
 
+A run's files are written into a staging folder beside ``<chapter>/`` and swapped in whole
+(:meth:`ResultStore.save_run`), so a run killed while writing leaves the previous results intact.
+
 Reading a missing, corrupt or stale (other ``schema``) result raises a :class:`ResultError` whose
 message names the command that recreates it.
 
@@ -20,6 +23,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -210,7 +214,8 @@ class ResultStore:
         if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
             raise ValueError(f"schema must be an int >= 1; got {schema!r}")
         if (module is None) == (command is None):
-            raise ValueError("give exactly one of module (a 'python -m' module) or command (how to recreate the results)")
+            raise ValueError("give exactly one of module (a 'python -m' module) "
+                             "or command (how to recreate the results)")
         self.chapter, self.schema, self.module = chapter, schema, module
         self.command = command if command is not None else f"python -m {module} --mode full"
         self.root = Path(root) if root is not None else repo_root() / "results"
@@ -270,13 +275,38 @@ class ResultStore:
         return write_json(self.path("claims.json"), [c.to_dict() for c in parsed])
 
     def save_run(self, run: RunOutput, claims: Iterable[Claim], *, mode: str) -> Path:
-        """Write a full run's files, ``metrics.json``, ``claims.json`` and, last, ``run.json``."""
+        """Write a full run's files, ``metrics.json``, ``claims.json`` and, last, ``run.json``.
+
+        They are written into a staging folder beside the chapter's (``.<chapter>.staging-<pid>``),
+        which then replaces the chapter's folder: a run killed while writing leaves the previous
+        results whole (and at most a staging folder, removed by the next run)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for leftover in self.root.glob(f".{self.chapter}.staging-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = ResultStore(self.chapter, schema=self.schema, command=self.command, root=self.root)
+        staging.dir = self.root / f".{self.chapter}.staging-{os.getpid()}"
+        staging.dir.mkdir()
         for name, obj in run.files.items():
-            self.save_arrays(name, obj) if name.endswith(".npz") else self.save_torch(name, obj)
-        self.save_json("metrics.json", run.metrics)
-        self.write_claims(claims)
-        return self.write_run(mode=mode, device=run.device, seeds=run.seeds, seconds=run.seconds, git=run.git,
-                              extra=run.extra or None)
+            staging.save_arrays(name, obj) if name.endswith(".npz") else staging.save_torch(name, obj)
+        staging.save_json("metrics.json", run.metrics)
+        staging.write_claims(claims)
+        staging.write_run(mode=mode, device=run.device, seeds=run.seeds, seconds=run.seconds, git=run.git,
+                          extra=run.extra or None)
+        old = self.root / f".{self.chapter}.old-{os.getpid()}"
+        if self.dir.exists():
+            os.replace(self.dir, old)
+        os.replace(staging.dir, self.dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.path("run.json")
+
+    def check_writable(self) -> None:
+        """Raise :class:`OSError` with a clear message unless results can be written under :attr:`root`."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-test-"):
+                pass
+        except OSError as e:
+            raise OSError(f"cannot write results to {self.shown(self.root)}: {e.strerror or e}") from None
 
     def rederive_claims(self, evaluate: Callable[[dict], list[Claim]]) -> Path:
         """Re-judge the stored run: ``claims.json`` from ``evaluate(metrics.json)``, with no

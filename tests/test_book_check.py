@@ -70,7 +70,8 @@ def test_the_browser_finds_each_kind_of_breakage(tmp_path):
       <p>| a | b |</p>
       <img src="missing.png">
       <script>undefined_function();</script>
-      <table><tr><td style="white-space: nowrap">a very long unbreakable cell that is wider than any phone's screen by far</td></tr></table>
+      <table><tr><td style="white-space: nowrap">"""
+        """a very long unbreakable cell that is wider than any phone's screen by far</td></tr></table>
       <div class="cell_output"><div class="output stderr"><pre>UserWarning: careful</pre></div>
       <pre>{'a': np.float64(1.0)}</pre></div>
       <p>M = {S['llc_M']}</p>
@@ -91,7 +92,8 @@ def test_the_browser_finds_each_kind_of_breakage(tmp_path):
 @browser
 def test_a_clean_site_has_no_findings(tmp_path):
     (tmp_path / "index.html").write_text(PAGE.format(body="<h1>A page</h1><table><tr><td>1</td><td>2</td></tr></table>"
-                                                          "<p>Math stays: \\(\\{x\\}\\)</p><pre><code>f'{x}'</code></pre>"
+                                                          "<p>Math stays: \\(\\{x\\}\\)</p>"
+                                                          "<pre><code>f'{x}'</code></pre>"
                                                           '<figure><img src="fig.png" style="max-width: 100%"></figure>'
                                                           '<img src="icon.png" style="width: 20px">'))
     _png(tmp_path / "icon.png", 225, 225)  # an icon outside the figures: not a figure

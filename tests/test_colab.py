@@ -29,7 +29,9 @@ def test_bootstrap_is_a_noop_outside_colab():
 
 def test_bootstrap_carries_the_url_and_branch():
     source = colab.bootstrap_source("https://example.org/repo", "dev")
-    assert 'REPO_URL = "https://example.org/repo"' in source and '"--branch", "dev"' in source
+    assert 'REPO_URL = os.environ.get("BOOK_REPO_URL", "https://example.org/repo")' in source
+    assert '"--branch", "dev"' in source
+    assert 'REPO_DIR = os.environ.get("BOOK_REPO_DIR", "/content/book-repo")' in source
     compile(source, "<bootstrap>", "exec")
 
 

@@ -61,3 +61,18 @@ def test_bad_input():
     with pytest.raises(ValueError, match="name must be a non-empty string"):
         figures.show(fig, "")
     plt.close(fig)
+
+
+def test_log_ticks_label_short_spans_plainly_and_long_spans_by_decade():
+    fig, (short, long) = plt.subplots(1, 2, figsize=figures.size(3))
+    short.semilogy([1, 2], [2.0, 4.5])
+    long.semilogy([1, 2], [1e-4, 1.0])
+    for ax in (short, long):
+        figures.log_ticks(ax)
+    fig.canvas.draw()
+    shown = [t.get_text() for t in short.yaxis.get_ticklabels(minor=True) if t.get_text()]
+    assert {"2", "3"} <= set(shown)
+    assert not [t.get_text() for t in long.yaxis.get_ticklabels(minor=True) if t.get_text()]
+    with pytest.raises(ValueError, match="axis must be 'x' or 'y'"):
+        figures.log_ticks(short, "z")
+    plt.close(fig)

@@ -76,6 +76,7 @@ def test_show_progress_follows_mode_and_the_build_switch(monkeypatch):
 
 def test_training_shows_no_bar_when_the_build_switch_is_off(monkeypatch, capsys):
     import torch
+
     from helpers import train
     monkeypatch.setenv("BOOK_MODE", "default")
     monkeypatch.setenv("BOOK_PROGRESS", "0")

@@ -41,7 +41,8 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_is_committed_without_outputs(path):
-    dirty = [i for i, c in enumerate(cells(path)) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [i for i, c in enumerate(cells(path))
+             if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
     assert not dirty, f"{path.name}: cells {dirty} carry outputs; strip them (the book build executes notebooks)"
 
 
@@ -155,7 +156,8 @@ def test_no_exercise_stub_passes_its_checker(path, i):
     stubs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("my_")]
     checks = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
               and n.func.id.startswith("check_")}
-    assert len(stubs) == 1 and len(checks) == 1, f"{path.name} cell {i}: an exercise defines one my_… and calls one check_…"
+    assert len(stubs) == 1 and len(checks) == 1, (f"{path.name} cell {i}: an exercise defines one my_… "
+                                                  f"and calls one check_…")
     chapter = path.parent.name
     package = importlib.import_module(f"helpers.{chapter}")
     namespace = {"torch": torch, "np": np, **{n: getattr(helpers, n) for n in helpers.__all__},

@@ -1,6 +1,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,10 +10,17 @@ import torch
 from helpers import results
 from helpers.claims import CLAIM_FIELDS, Claim, claims_table
 from helpers.results import (
-    RUN_FIELDS, CorruptResultError, MissingResultError, ResultStore, RunOutput, StaleResultError, atomic_write_bytes,
-    atomic_write_text, output_root, write_json,
+    RUN_FIELDS,
+    CorruptResultError,
+    MissingResultError,
+    ResultStore,
+    RunOutput,
+    StaleResultError,
+    atomic_write_bytes,
+    atomic_write_text,
+    output_root,
+    write_json,
 )
-
 
 # ---------------------------------------------------------------- atomic writes
 
@@ -231,7 +239,8 @@ def test_claims_round_trip_and_render(tmp_path):
     assert len(table) == 2 and table["c1"].holds and not table["c2"].holds and table["c2"].kind == "extension"
     html, md = table._repr_html_(), table._repr_markdown_()
     assert "0.991" in html and "acc &gt; 0.95" in html and "✅ yes" in html and "❌ no" in html
-    assert md.count("\n") == 5 and "| ❌ no | c2: x — *why not:* measured 3; the pass mark is: x > 4 | extension | 3 | x > 4 | y |" in md
+    assert md.count("\n") == 5 and ("| ❌ no | c2: x — *why not:* measured 3; the pass mark is: x > 4 "
+                                    "| extension | 3 | x > 4 | y |") in md
     assert md.startswith("**1 of 2 claims hold.**") and "1 of 2 claims hold." in html
     with pytest.raises(KeyError, match="no claim with id 'c3'"):
         table["c3"]
@@ -321,7 +330,8 @@ def test_cli_runs_saves_and_rederives(tmp_path, monkeypatch, capsys):
     def store(root=None):
         return ResultStore("demo", module="helpers.demo", schema=1, root=root)
 
-    assert run_main("helpers.demo", "Demo.", full_run=full_run, evaluate=evaluate, store=store, argv=["--mode", "full"]) == 0
+    assert run_main("helpers.demo", "Demo.", full_run=full_run, evaluate=evaluate, store=store,
+                    argv=["--mode", "full"]) == 0
     assert calls == ["full"] and store(tmp_path).load_claims()["c1"].holds
     assert run_main("helpers.demo", "Demo.", full_run=full_run, evaluate=evaluate, store=store,
                     argv=["--claims-only"]) == 0
@@ -353,3 +363,85 @@ def test_claims_table_labels_each_cell_for_narrow_screens():
     for header in claims_table([]).HEADER:
         assert f'data-label="{header}"' in html_text
     assert 'class="claims-table"' in html_text
+
+
+def _demo_cli(tmp_path, monkeypatch):
+    from helpers.cli import run_main
+    monkeypatch.setenv("BOOK_RESULTS", str(tmp_path))
+
+    def full_run(mode, progress=True):
+        return RunOutput(metrics={"acc": 0.97}, seeds=[0], device="cpu", seconds=0.1, files={"a.npz": {"x": [1]}})
+
+    def store(root=None):
+        return ResultStore("demo", module="helpers.demo", schema=2, root=root)
+
+    def main(*argv):
+        return run_main("helpers.demo", "Demo.", full_run=full_run, evaluate=lambda m: [claim("c1", True)],
+                        store=store, argv=list(argv))
+    return main, store
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m helpers.demo: error: "), err
+    return err
+
+
+def test_cli_rejects_an_unknown_mode_on_one_line(tmp_path, monkeypatch, capsys):
+    main, _ = _demo_cli(tmp_path, monkeypatch)
+    with pytest.raises(SystemExit) as exit_:
+        main("--mode", "fast")
+    assert exit_.value.code == 2
+    assert "invalid choice: 'fast'" in _one_line_error(capsys)
+
+
+def test_cli_rejects_an_unwritable_output_folder(tmp_path, monkeypatch, capsys):
+    main, _ = _demo_cli(tmp_path, monkeypatch)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main("--mode", "full", "--out", str(blocker / "results")) == 2
+    assert "cannot write results to" in _one_line_error(capsys)
+    assert not (blocker.parent / "results").exists()
+
+
+def test_cli_rejects_another_chapters_folder_and_another_schema(tmp_path, monkeypatch, capsys):
+    main, store = _demo_cli(tmp_path, monkeypatch)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "run.json").write_text(json.dumps({"chapter": "tree_cot", "schema": 2}))
+    assert main("--mode", "full") == 2
+    assert "holds the results of chapter 'tree_cot'" in _one_line_error(capsys)
+    assert main("--mode", "full") == 2 and (tmp_path / "demo" / "run.json").exists()  # untouched
+    capsys.readouterr()
+    old = ResultStore("demo", module="helpers.demo", schema=1, root=tmp_path)
+    old.save_run(RunOutput(metrics={"acc": 0.9}, seeds=[0], device="cpu", seconds=0.1), [claim()], mode="full")
+    assert main("--claims-only") == 2
+    assert "schema version 1, but this code reads version 2" in _one_line_error(capsys)
+    assert main("--mode", "full") == 0 and store(tmp_path).read_run()["schema"] == 2  # a full run replaces it
+
+
+KILL_MID_WRITE = """
+import os, signal, sys
+from helpers.results import ResultStore, RunOutput
+from helpers.claims import Claim
+store = ResultStore("demo", module="helpers.demo", schema=1, root=sys.argv[1])
+def die(self, claims):  # the process is killed after the arrays, before claims.json and run.json
+    os.kill(os.getpid(), signal.SIGKILL)
+ResultStore.write_claims = die
+store.save_run(RunOutput(metrics={"acc": 0.5}, seeds=[1], device="cpu", seconds=9.0,
+                         files={"b.npz": {"y": [2.0] * 100000}}), [], mode="full")
+"""
+
+
+def test_a_run_killed_while_writing_leaves_the_previous_results_intact(tmp_path):
+    store = ResultStore("demo", module="helpers.demo", schema=1, root=tmp_path)
+    store.save_run(RunOutput(metrics={"acc": 0.97}, seeds=[0], device="cpu", seconds=1.0, files={"a.npz": {"x": [1]}}),
+                   [claim()], mode="full")
+    before = {p.name: p.read_bytes() for p in store.dir.iterdir()}
+    result = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, str(tmp_path)], capture_output=True)
+    assert result.returncode == -9  # SIGKILL
+    assert {p.name: p.read_bytes() for p in store.dir.iterdir()} == before
+    assert store.load_json("metrics.json") == {"acc": 0.97} and store.load_claims()["c1"].holds
+    assert list(tmp_path.glob(".demo.staging-*"))  # what the killed run left beside it...
+    store.save_run(RunOutput(metrics={"acc": 0.98}, seeds=[0], device="cpu", seconds=1.0), [claim()], mode="full")
+    assert not list(tmp_path.glob(".demo.*"))  # ...is cleared by the next run, which replaces the folder whole
+    assert sorted(p.name for p in store.dir.iterdir()) == ["claims.json", "metrics.json", "run.json"]

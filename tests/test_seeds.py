@@ -20,7 +20,8 @@ def test_streams_depend_on_every_key_and_only_on_the_keys():
     for other in [(1, 2, 4), (1, 3, 3), (2, 2, 3), (1, 2)]:
         assert not torch.equal(a, torch.rand(4, generator=torch_generator(*other)))
     assert torch.equal(torch.rand(3, generator=step_generator(4, 9)), torch.rand(3, generator=torch_generator(4, 9)))
-    assert torch.equal(torch.rand(3, generator=torch_generator(5)), torch.rand(3, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(torch.rand(3, generator=torch_generator(5)),
+                       torch.rand(3, generator=torch.Generator().manual_seed(5)))
     assert np.array_equal(numpy_generator(1, 2).random(3), np.random.default_rng(derive_seed(1, 2)).random(3))
 
 

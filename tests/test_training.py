@@ -7,7 +7,6 @@ import torch
 from helpers.seeds import step_generator
 from helpers.training import NonFiniteLossError, checkpoint_schedule, train
 
-
 # ---------------------------------------------------------------- checkpoint schedule
 
 def test_schedule_linear_part_only():

@@ -6,8 +6,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.transient_ridge import (TaskPool, detokenize, dmmse_estimates, dmmse_predictor, mse,
-                                     predictor_distance, ridge_estimates, ridge_predictor, sample_batch, tokenize)
+from helpers.transient_ridge import (
+    TaskPool,
+    detokenize,
+    dmmse_estimates,
+    dmmse_predictor,
+    mse,
+    predictor_distance,
+    ridge_estimates,
+    ridge_predictor,
+    sample_batch,
+    tokenize,
+)
 
 F64 = torch.float64
 

@@ -10,10 +10,15 @@ import pytest
 import torch
 
 from helpers import output_root
-
-from helpers.transient_ridge import NonFiniteSamplingError, estimate_llc, quadratic_llc
-from helpers.transient_ridge import GroupedTransformer, ModelConfig
-from helpers.transient_ridge import fit_joint_pca, prediction_features
+from helpers.transient_ridge import (
+    GroupedTransformer,
+    ModelConfig,
+    NonFiniteSamplingError,
+    estimate_llc,
+    fit_joint_pca,
+    prediction_features,
+    quadratic_llc,
+)
 
 
 def test_pca_recovers_a_planted_plane():
@@ -107,9 +112,16 @@ def test_llc_bad_input_and_divergence():
 # --------------------------------------------------------------------------------------------
 # the sweep
 
-from helpers.transient_ridge import (SweepConfig, batch_fn, group_losses, make_model,  # noqa: E402
-                                          time_grouped_vs_separate, train_sweep, transient_summary)
-from helpers.transient_ridge import TaskPool  # noqa: E402
+from helpers.transient_ridge import (  # noqa: E402
+    SweepConfig,
+    TaskPool,  # noqa: E402
+    batch_fn,
+    group_losses,
+    make_model,
+    time_grouped_vs_separate,
+    train_sweep,
+    transient_summary,
+)
 
 TINY = ModelConfig(D=2, K=4, d_model=8, n_layers=1, n_heads=2, d_mlp=8)
 
@@ -216,9 +228,8 @@ def test_grouped_vs_separate_timing_runs():
 
 
 def test_dmmse_exercise_checker():
-    from helpers.transient_ridge import dmmse_estimates
     from helpers import ExerciseError
-    from helpers.transient_ridge import check_dmmse
+    from helpers.transient_ridge import check_dmmse, dmmse_estimates
     assert check_dmmse(lambda xs, ys, tasks, s2: dmmse_estimates(xs, ys, tasks, s2)).startswith("Correct")
 
     def inclusive(xs, ys, tasks, s2):  # uses pair k itself
@@ -236,9 +247,15 @@ def test_dmmse_exercise_checker():
 # --------------------------------------------------------------------------------------------
 # the curriculum, snapshots, calibration, the trade-off, the devinterp cross-check
 
-from helpers.transient_ridge import analysis, claims, train  # noqa: E402
-from helpers.transient_ridge import estimate_llc_devinterp, settled, sgld_step  # noqa: E402
-from helpers.transient_ridge import stack_models  # noqa: E402
+from helpers.transient_ridge import (  # noqa: E402  # noqa: E402
+    analysis,
+    claims,
+    estimate_llc_devinterp,
+    settled,
+    sgld_step,
+    stack_models,  # noqa: E402
+    train,
+)
 
 
 def test_curriculum_caps_each_group_at_its_stage():
@@ -273,7 +290,8 @@ def test_snapshots_and_stacking_reproduce_the_groups():
     with pytest.raises(ValueError, match="snapshot_steps"):
         train_sweep(cfg, [0, 4], eval_n=8, n_probe=3, snapshot_steps=[3], progress=False)
     with pytest.raises(ValueError, match="share one ModelConfig"):
-        stack_models([model.select(0), GroupedTransformer(ModelConfig(D=2, K=4, d_model=4, n_layers=1, n_heads=2, d_mlp=4))])
+        stack_models([model.select(0),
+                      GroupedTransformer(ModelConfig(D=2, K=4, d_model=4, n_layers=1, n_heads=2, d_mlp=4))])
 
 
 def test_bayes_references_on_the_eval_sets():
@@ -472,7 +490,8 @@ def _at(M):
 FLIPS = {
     "bayes_each_optimal": _set(["sweep", "id_dmmse_loss", 1], 2.0),          # dMMSE_2 worse than ridge on its pool
     "dmmse_tends_to_ridge": _set(["sweep", "d_bayes", _at("128")], 0.5),     # Δ(dMMSE_128, ridge) half of Δ at M = 1
-    "transient_ridge": _summary("16", "ood_rise", 0.0),                       # M = 16's OOD loss does not rise: 8 | 32, 64
+    "transient_ridge": _summary("16", "ood_rise", 0.0),                       # M = 16's OOD loss does not rise:
+                                                                              # 8 | 32, 64
     "low_M_straight_to_dmmse": _summary("1", "ridge_phase", True),            # M = 1 passes by ridge
     "task_diversity_threshold": _set(["sweep", "d_ridge", -1, _at("4")], 0.0),   # M = 4 ends ridge-like, 8 … 64 do not
     "infinite_M_learns_ridge": _set(["sweep", "d_ridge", -1, _at("∞")], 0.5),    # M = ∞ ends far from ridge

@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from helpers.transient_ridge import TaskPool, sample_batch, tokenize
-from helpers.transient_ridge import GroupedTransformer, ModelConfig
+from helpers.transient_ridge import GroupedTransformer, ModelConfig, TaskPool, sample_batch, tokenize
 
 CFG = ModelConfig(D=3, K=4, d_model=16, n_layers=2, n_heads=2, d_mlp=32)
 

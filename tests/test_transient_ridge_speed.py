@@ -1,7 +1,6 @@
 """Chapter 3's fast step: on-device vectorised batches, the step loop, precision, partial runs, the benchmark."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import tarfile
@@ -12,8 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from helpers.training import NonFiniteLossError
-from helpers.transient_ridge import GroupedTransformer, ModelConfig, SweepConfig, TaskPool, claims, train
-from helpers.transient_ridge import bench
+from helpers.transient_ridge import GroupedTransformer, ModelConfig, SweepConfig, TaskPool, bench, claims, train
 from helpers.transient_ridge.data import sample_groups
 from helpers.transient_ridge.models import forward_flops
 
@@ -152,7 +150,8 @@ def test_bench_command_and_gpu_script_at_smoke_size(tmp_path, capsys):
     record = json.loads((tmp_path / "b.json").read_text())
     row = record["rows"][0]
     assert row["grouped_ms_per_step"] > 0 and row["achieved_tflops"] > 0
-    assert row["projected_seconds"]["sweep"] == pytest.approx(train.sizes("smoke").steps * row["grouped_ms_per_step"] / 1e3)
+    assert row["projected_seconds"]["sweep"] == pytest.approx(train.sizes("smoke").steps
+                                                              * row["grouped_ms_per_step"] / 1e3)
     assert bench.main(["--assume-tflops", "40"]) == 0 and "projected_seconds" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench.main(["--steps", "0"])

@@ -8,16 +8,51 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers.results import output_root
-
 from helpers.tree_cot import claims, train
-from helpers.tree_cot.analysis import (block_summary, by_depth, evaluate, exact_path_accuracy, filter_sort_target,
-                                       greedy_decode, head_usage, per_step_accuracy, role_assignment, roles,
-                                       stage_switch_accuracy, target_sequence)
-from helpers.tree_cot.data import (BOS, BWD, EDGE, FWD, ROOT, TASKS, FilterSortExample, Tree, _pad, backward_path,
-                                   chain_tree, distractor_edges, encode, filter_sort_encode, filter_sort_sample,
-                                   filter_sort_sequence, forward_path, make_example, perfect_batch, perfect_tree,
-                                   prompt, random_tree, sequence, sized_tree, spine_tree, star_tree, step_token,
-                                   target_steps)
+from helpers.tree_cot.analysis import (
+    block_summary,
+    by_depth,
+    evaluate,
+    exact_path_accuracy,
+    filter_sort_target,
+    greedy_decode,
+    head_usage,
+    per_step_accuracy,
+    role_assignment,
+    roles,
+    stage_switch_accuracy,
+    target_sequence,
+)
+from helpers.tree_cot.data import (
+    BOS,
+    BWD,
+    EDGE,
+    FWD,
+    ROOT,
+    TASKS,
+    FilterSortExample,
+    Tree,
+    _pad,
+    backward_path,
+    chain_tree,
+    distractor_edges,
+    encode,
+    filter_sort_encode,
+    filter_sort_sample,
+    filter_sort_sequence,
+    forward_path,
+    make_example,
+    perfect_batch,
+    perfect_tree,
+    prompt,
+    random_tree,
+    sequence,
+    sized_tree,
+    spine_tree,
+    star_tree,
+    step_token,
+    target_steps,
+)
 from helpers.tree_cot.models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, construction, mse_loss
 
 seeds = st.integers(0, 2**32 - 1)

@@ -19,8 +19,17 @@ import torch
 from ..checks import check_int
 from ..seeds import torch_generator
 from ..training import History
-from .data import Prompts, covariance_with_condition, gd_iterates, gd_query_predictions, gd_step, one_step_error, \
-    one_step_optimum, sample_prompts, squared_error
+from .data import (
+    Prompts,
+    covariance_with_condition,
+    gd_iterates,
+    gd_query_predictions,
+    gd_step,
+    one_step_error,
+    one_step_optimum,
+    sample_prompts,
+    squared_error,
+)
 from .models import LinearSelfAttention, blocks, no_cot_predict, rollout
 
 if TYPE_CHECKING:
@@ -82,7 +91,8 @@ def sparsity_report(model: LinearSelfAttention) -> dict[str, float]:
         product = V31 @ W13
         inside_PV = (V31 ** 2).sum()
         inside_KQ = (W13 ** 2).sum() + W_KQ[b["y"], b["one"]] ** 2
-        mass_outside = ((W_PV ** 2).sum() - inside_PV + (W_KQ ** 2).sum() - inside_KQ) / ((W_PV ** 2).sum() + (W_KQ ** 2).sum())
+        mass_outside = (((W_PV ** 2).sum() - inside_PV + (W_KQ ** 2).sum() - inside_KQ)
+                        / ((W_PV ** 2).sum() + (W_KQ ** 2).sum()))
         off = product - torch.diag(product.diag())
     return {"eta_hat": -product.diag().mean().item(), "product_offdiag": off.abs().max().item(),
             "mass_outside": mass_outside.item()}

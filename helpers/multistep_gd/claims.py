@@ -194,8 +194,9 @@ def wrong_sign_start(*, sign_flip: float, t_half: float, t_half_right: float, v:
     """The balanced run from ``V_31 = +εI`` (``sign_flip``: first step with both signs right; its
     ``t_half``) vs the run from the right sign (``t_half_right``); its final scales ``v``, ``w``."""
     flip, t_half, t_half_right, v, w, eta = (_num(x) for x in (sign_flip, t_half, t_half_right, v, w, eta))
-    holds = (flip <= WRONG_SIGN_MAX_FLIP_FRACTION * t_half_right and _rel_gap(t_half, t_half_right)
-             < WRONG_SIGN_T_HALF_REL_GAP and _rel_gap(v, eta) < TWO_STAGE_END_REL_GAP and abs(w - 1) < TWO_STAGE_END_REL_GAP)
+    holds = (flip <= WRONG_SIGN_MAX_FLIP_FRACTION * t_half_right
+             and _rel_gap(t_half, t_half_right) < WRONG_SIGN_T_HALF_REL_GAP
+             and _rel_gap(v, eta) < TWO_STAGE_END_REL_GAP and abs(w - 1) < TWO_STAGE_END_REL_GAP)
     return Claim("wrong_sign_start_aligns_at_once",
                  "From a balanced start whose product has the wrong sign, the sign is fixed at once (no stage of its "
                  "own), then the same two stages follow",
@@ -203,8 +204,8 @@ def wrong_sign_start(*, sign_flip: float, t_half: float, t_half_right: float, v:
                  {"sign fixed at step": flip, "t_half": t_half, "t_half (right sign)": t_half_right,
                   "final v": v, "final w": w},
                  bool(holds),
-                 f"both signs right within {WRONG_SIGN_MAX_FLIP_FRACTION:.0%} of the right-sign slow stage, a slow stage "
-                 f"within {WRONG_SIGN_T_HALF_REL_GAP:.0%} as long, and (v, w) ending within "
+                 f"both signs right within {WRONG_SIGN_MAX_FLIP_FRACTION:.0%} of the right-sign slow stage, "
+                 f"a slow stage within {WRONG_SIGN_T_HALF_REL_GAP:.0%} as long, and (v, w) ending within "
                  f"{TWO_STAGE_END_REL_GAP:.0%} of (η, 1)", kind="extension")
 
 
@@ -219,7 +220,8 @@ def _generalises(ratio: float, gain: float) -> bool:
 
 def _generalise_why(name: str, values: Sequence, ratios: Sequence[float], gains: Sequence[float]) -> str:
     """Where a generalisation claim misses: the values whose model/GD ratio or gain fails."""
-    off_gd = [f"{name} = {v:g}: {r:.3g}× GD" for v, r, g in zip(values, ratios, gains) if abs(r - 1) >= GENERALISE_REL_GAP]
+    off_gd = [f"{name} = {v:g}: {r:.3g}× GD" for v, r, g in zip(values, ratios, gains)
+              if abs(r - 1) >= GENERALISE_REL_GAP]
     weak = [f"{name} = {v:g}: {g:.3g}×" for v, r, g in zip(values, ratios, gains) if g < GENERALISE_MIN_GAIN]
     parts = ([f"off exact GD at {', '.join(off_gd)}"] if off_gd else []) + (
         [f"less than {GENERALISE_MIN_GAIN:g}× below the no-CoT error at {', '.join(weak)} "
@@ -234,7 +236,8 @@ def generalises_to_other_n(*, n_train: int, ns: Sequence[int], model_median: Seq
     rollout vs exact GD (does it run the algorithm?) and vs the no-CoT model (does it recover w*?)."""
     ratios, gains = _ratios(model_median, gd_median), _ratios(no_cot_median, model_median)
     return Claim("generalises_to_other_n",
-                 f"The CoT model trained at n = {n_train} runs GD, and recovers w*, on prompts with other n ({list(ns)})",
+                 f"The CoT model trained at n = {n_train} runs GD, and recovers w*, "
+                 f"on prompts with other n ({list(ns)})",
                  "relates to the paper's generalisation to unseen data; other n is this book's test",
                  {"model/GD median ratio": ratios, "no-CoT/CoT median ratio": gains},
                  all(_generalises(r, g) for r, g in zip(ratios, gains)),
@@ -309,7 +312,8 @@ def evaluate(metrics: dict) -> list[Claim]:
         d, n, eta = s["d"], s["n"], s["eta"]
         no_cot, cot = (_get(metrics, "settings", i, part) for part in ("no_cot", "cot"))
         claims += [
-            no_cot_plateau(d, n, test_error=no_cot["test_mean"], theory=_get(metrics, "settings", i, "one_step_error_theory")),
+            no_cot_plateau(d, n, test_error=no_cot["test_mean"],
+                           theory=_get(metrics, "settings", i, "one_step_error_theory")),
             no_cot_is_one_gd_step(d, n, eta_hat=no_cot["eta_hat"], residual=no_cot["residual"],
                                   eta_star=_get(metrics, "settings", i, "eta_star")),
             cot_sparse_pattern(d, n, eta=eta, sparsity=cot["sparsity"]),
@@ -329,7 +333,8 @@ def evaluate(metrics: dict) -> list[Claim]:
     eta = first["setting"]["eta"]
     claims.append(two_stage_dynamics(stages=balanced["stages"], v=balanced["v"][-1], w=balanced["w"][-1], eta=eta))
     claims.append(wrong_sign_start(sign_flip=wrong["sign_flip"], t_half=wrong["stages"]["t_half"],
-                                   t_half_right=balanced["stages"]["t_half"], v=wrong["v"][-1], w=wrong["w"][-1], eta=eta))
+                                   t_half_right=balanced["stages"]["t_half"], v=wrong["v"][-1], w=wrong["w"][-1],
+                                   eta=eta))
     n_train = _get(metrics, "sizes", "generalisation", "n")
     gen_n = _get(metrics, "generalisation_n")
     claims.append(generalises_to_other_n(n_train=n_train, ns=gen_n["n"], model_median=gen_n["model_median"],

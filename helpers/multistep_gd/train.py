@@ -32,13 +32,30 @@ from ..modes import by_mode
 from ..results import ResultStore, RunOutput
 from ..seeds import step_generator, torch_generator
 from ..training import checkpoint_schedule, train
+from .analysis import (
+    best_gd_query,
+    effective_eta,
+    generalisation_over_kappa,
+    generalisation_over_n,
+    held_out_prompts,
+    no_cot_optimum,
+    recovery_curve,
+    sign_flip_step,
+    sparsity_report,
+    two_stage_times,
+)
 from .claims import K_RECOVERY
-from .analysis import (best_gd_query, effective_eta, generalisation_over_kappa, generalisation_over_n,
-                       held_out_prompts, no_cot_optimum, recovery_curve, sign_flip_step, sparsity_report,
-                       two_stage_times)
 from .data import gd_iterates, sample_prompts, squared_error
-from .models import (LinearSelfAttention, QueryLSA, SparseLSA, looped_predict, looped_query_predict, no_cot_predict,
-                     rollout, teacher_forced)
+from .models import (
+    LinearSelfAttention,
+    QueryLSA,
+    SparseLSA,
+    looped_predict,
+    looped_query_predict,
+    no_cot_predict,
+    rollout,
+    teacher_forced,
+)
 
 CHAPTER = "multistep_gd"
 SCHEMA = 2
@@ -196,7 +213,8 @@ def train_no_cot(setting: SettingConfig, *, steps: int, batch: int, seed: int = 
                     scheduler=sched,
                     grad_clip=1.0, log_every=max(1, steps // 100),
                     checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // 20), n_log=20),
-                    eval_fn=lambda m: {"test_error": squared_error(no_cot_predict(m, P.X, P.y), P.w_star).mean().item()},
+                    eval_fn=lambda m: {"test_error":
+                                       squared_error(no_cot_predict(m, P.X, P.y), P.w_star).mean().item()},
                     progress=progress, desc=f"no CoT (d={setting.d}, n={setting.n})", prefetch=PREFETCH)
     return model, history
 
@@ -231,7 +249,8 @@ def train_cot(setting: SettingConfig, *, steps: int, batch: int, seed: int = 0, 
     opt, sched = _adam(model, lr, steps)
     history = train(model, cot_loss, batch_fn(setting, batch, seed), steps=steps, optimizer=opt, scheduler=sched,
                     grad_clip=1.0, log_every=max(1, steps // 100),
-                    checkpoint_steps=sorted(set(checkpoint_schedule(steps, every=max(1, steps // 20), n_log=20)) | set(snap_steps)),
+                    checkpoint_steps=sorted(set(checkpoint_schedule(steps, every=max(1, steps // 20), n_log=20))
+                                            | set(snap_steps)),
                     eval_fn=eval_fn,
                     on_checkpoint=lambda s, m: snaps.__setitem__(s, weight_snapshot(m)) if s in snap_steps else None,
                     progress=progress, desc=f"CoT (d={setting.d}, n={setting.n}, k={setting.k})", prefetch=PREFETCH)
@@ -258,7 +277,8 @@ def train_balanced(setting: SettingConfig, *, steps: int, batch: int, init: floa
                 "loss": cot_loss(m, fixed).item()}
 
     history = train(model, cot_loss, batch_fn(setting, batch, seed), steps=steps,
-                    optimizer=torch.optim.SGD(model.parameters(), lr=lr), grad_clip=10.0, log_every=max(1, steps // 100),
+                    optimizer=torch.optim.SGD(model.parameters(), lr=lr),
+                    grad_clip=10.0, log_every=max(1, steps // 100),
                     checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // 100), n_log=40), eval_fn=eval_fn,
                     progress=progress, desc="wrong-sign balanced init" if wrong_sign else "balanced init")
     return model, history
@@ -280,10 +300,11 @@ def train_looped(setting: SettingConfig, *, loops: int, steps: int, batch: int, 
         model = LinearSelfAttention(setting.d, init_std=init_std, generator=g)
     P, _ = held_out_prompts(setting, test)
     opt, sched = _adam(model, lr, steps)
-    history = train(model, looped_loss(loops), batch_fn(setting, batch, seed, iterates=False), steps=steps, optimizer=opt,
-                    scheduler=sched, grad_clip=1.0, log_every=max(1, steps // 100),
+    history = train(model, looped_loss(loops), batch_fn(setting, batch, seed, iterates=False), steps=steps,
+                    optimizer=opt, scheduler=sched, grad_clip=1.0, log_every=max(1, steps // 100),
                     checkpoint_steps=checkpoint_schedule(steps, every=max(1, steps // 20), n_log=20),
-                    eval_fn=lambda m: {"test_error": squared_error(looped_predict(m, P.X, P.y, loops), P.w_star).mean().item()},
+                    eval_fn=lambda m: {"test_error":
+                                       squared_error(looped_predict(m, P.X, P.y, loops), P.w_star).mean().item()},
                     progress=progress, desc=f"looped x{loops}")
     return model, history
 
@@ -414,8 +435,8 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
         per_loop = squared_error(looped_predict(looped, P.X, P.y, cfg.loops, return_all=True),
                                  P.w_star.unsqueeze(1)).mean(0)
     metrics["looped"] = {"eval_steps": h_loop.eval_steps, "test_error": h_loop.evals["test_error"],
-                         "per_loop": per_loop.tolist(), "loops": cfg.loops, "eta_hat": sparsity_report(looped)["eta_hat"],
-                         "seconds": time.perf_counter() - timer}
+                         "per_loop": per_loop.tolist(), "loops": cfg.loops,
+                         "eta_hat": sparsity_report(looped)["eta_hat"], "seconds": time.perf_counter() - timer}
 
     metrics["looped_query"] = looped_query_study(first, cfg, progress=progress)
 

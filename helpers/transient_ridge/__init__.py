@@ -12,17 +12,57 @@
 The full run: ``python -m helpers.transient_ridge --mode full``.
 """
 from . import analysis, claims, data, exercises, models, plots, train
-from .analysis import (EvalSet, JointPCA, LLCEstimate, NonFiniteSamplingError, bayes_references, complexity_tradeoff,
-                       dmmse_estimates, dmmse_predictor, estimate_llc, estimate_llc_devinterp, evaluate_sweep,
-                       fit_joint_pca, label, make_eval_set, mse, pca_detour, prediction_features, predictor_distance,
-                       quadratic_llc, ridge_estimates, ridge_predictor, settled, sgld_step, summaries,
-                       trajectory_pca, transient_summary)
+from .analysis import (
+                       EvalSet,
+                       JointPCA,
+                       LLCEstimate,
+                       NonFiniteSamplingError,
+                       bayes_references,
+                       complexity_tradeoff,
+                       dmmse_estimates,
+                       dmmse_predictor,
+                       estimate_llc,
+                       estimate_llc_devinterp,
+                       evaluate_sweep,
+                       fit_joint_pca,
+                       label,
+                       make_eval_set,
+                       mse,
+                       pca_detour,
+                       prediction_features,
+                       predictor_distance,
+                       quadratic_llc,
+                       ridge_estimates,
+                       ridge_predictor,
+                       settled,
+                       sgld_step,
+                       summaries,
+                       trajectory_pca,
+                       transient_summary,
+)
 from .data import Batch, TaskPool, detokenize, sample_batch, tokenize
 from .exercises import check_dmmse, check_sgld_step
 from .models import GroupedBlock, GroupedLayerNorm, GroupedLinear, GroupedTransformer, ModelConfig
-from .train import (PAPER, LLCConfig, Sizes, SweepConfig, batch_fn, full_run, group_losses, grouped_from_state,
-                    llc_batches, load, make_model, one_M_batches, sizes, stack_models, store, sweep_loss,
-                    time_grouped_vs_separate, train_sweep)
+from .train import (
+                       PAPER,
+                       LLCConfig,
+                       Sizes,
+                       SweepConfig,
+                       batch_fn,
+                       full_run,
+                       group_losses,
+                       grouped_from_state,
+                       llc_batches,
+                       load,
+                       make_model,
+                       one_M_batches,
+                       sizes,
+                       stack_models,
+                       store,
+                       sweep_loss,
+                       time_grouped_vs_separate,
+                       train_sweep,
+)
 
 __all__ = [
     "analysis", "claims", "data", "exercises", "models", "plots", "train",

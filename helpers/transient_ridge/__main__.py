@@ -15,7 +15,8 @@ from . import claims, train
 
 def options(parser) -> None:
     parser.add_argument("--scale", choices=train.SCALES, default=None,
-                        help="gpu: the paper's task (the full run's default); cpu: D=4, K=8, one seed, ~40 min on 2 cores")
+                        help="gpu: the paper's task (the full run's default); "
+                             "cpu: D=4, K=8, one seed, ~40 min on 2 cores")
     parser.add_argument("--max-minutes", type=float, default=None, metavar="N",
                         help="stop the sweep early so the whole run ends within about N minutes")
 

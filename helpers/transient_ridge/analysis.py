@@ -238,7 +238,8 @@ def bayes_references(cfg: SweepConfig, pool: TaskPool, ev: EvalSet) -> dict:
             "probe_dmmse": torch.stack(probe_dmmse).reshape(G, -1).cpu()}
 
 
-SMOOTHING_DECADES = 0.05   # bandwidth of the Gaussian kernel in log10(1 + step) (ours: the paper says "lightly smoothed")
+SMOOTHING_DECADES = 0.05   # bandwidth of the Gaussian kernel in log10(1 + step)
+                           # (ours: the paper says "lightly smoothed")
 T_CRIT_BAND = 0.02         # t_crit's range: the steps around the minimum within this fraction of the OOD gap of it
 
 

@@ -68,7 +68,8 @@ def bench(mode: str = "full", scale: str | None = None, steps: int = 20, precisi
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.transient_ridge.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m helpers.transient_ridge.bench",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("smoke", "default", "full"), default="full")
     parser.add_argument("--scale", choices=SCALES, default=None)
     parser.add_argument("--steps", type=int, default=20, help="timed steps (after 3 warm-up steps)")

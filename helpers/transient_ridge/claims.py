@@ -27,7 +27,8 @@ import numpy as np
 from ..claims import Claim
 from .analysis import complexity_tradeoff, spearman
 
-FULL_DIP = 0.25                  # a full transient's OOD minimum: at most this fraction of the dMMSE_M–ridge OOD gap above ridge
+FULL_DIP = 0.25                  # a full transient's OOD minimum: at most this fraction of the dMMSE_M–ridge OOD gap
+                                 # above ridge
 FULL_RISE = 0.5                  # … and its later rise: at least this fraction of the gap
 MIN_TRANSIENT_WINDOW = 3         # values of M, contiguous in the sweep, with a full transient for every seed
 T_CRIT_MIN_OOD = 4096            # t_crit is read from OOD curves on at least this many sequences
@@ -42,7 +43,8 @@ LLC_MATCH_FRACTION = 0.15        # "converge to the M = ∞ level": within this 
 LLC_MIN_SPEARMAN = 0.9           # "increases with M": rank correlation up to the crossing
 LLC_CROSS_STEPS = 1              # the crossing M within this many grid steps of the onset of transience
 LLC_PLATEAU_M = 32               # the paper's plateau starts above this M
-LLC_PLATEAU_SPREAD = 0.15        # "plateaus": the LLCs of the dMMSE-like M >= LLC_PLATEAU_M within this spread of their mean
+LLC_PLATEAU_SPREAD = 0.15        # "plateaus": the LLCs of the dMMSE-like M >= LLC_PLATEAU_M within this spread
+                                 # of their mean
 DEVINTERP_TOLERANCE = 0.10       # our LLC within this relative difference of devinterp's
 MIN_GROUPED_SPEEDUP = 5.0        # grouped training this many times faster than one model after another
 CURRICULUM_HIGH_M = 64           # the curriculum's "high M": its final M at or above this (and ∞)
@@ -234,8 +236,8 @@ def t_crit_grows(m: dict) -> Claim:
              lab: sw.summary[sw.first(lab)].get("t_crit_range") for lab in sw.finite},
          "M with a full transient": full, "Spearman(M, median t_crit) over them": rho, "OOD sequences": sw.n_ood},
         sw.n_ood >= T_CRIT_MIN_OOD and rho >= T_CRIT_MIN_SPEARMAN,
-        f"on >= {T_CRIT_MIN_OOD} OOD sequences, smoothed curves: Spearman(M, t_crit) >= {T_CRIT_MIN_SPEARMAN:g} over the "
-        f"(at least 3) M with a full transient for every seed",
+        f"on >= {T_CRIT_MIN_OOD} OOD sequences, smoothed curves: Spearman(M, t_crit) >= {T_CRIT_MIN_SPEARMAN:g} "
+        f"over the (at least 3) M with a full transient for every seed",
         why=(f"only {len(full)} M with a full transient (needs 3), so there is no t_crit trend to rank"
              if len(full) < 3 else f"Spearman {rho:.2f} < {T_CRIT_MIN_SPEARMAN:g}" if rho < T_CRIT_MIN_SPEARMAN
              else f"only {sw.n_ood} OOD sequences (needs {T_CRIT_MIN_OOD})"))
@@ -261,7 +263,8 @@ def pca_low_M_direct(m: dict) -> Claim | None:
     ok = [lab for lab in low if bend[lab]["bend"] <= PCA_DIRECT_MAX_BEND
           and bend[lab]["final_to_dmmse"] < bend[lab]["final_to_ridge"]]
     return Claim(
-        "pca_low_M_direct", "In the joint trajectory PCA (PC1–PC2), low-M trajectories go straight to their dMMSE_M point",
+        "pca_low_M_direct", "In the joint trajectory PCA (PC1–PC2), low-M trajectories go straight to their "
+        "dMMSE_M point",
         "§4.3: \"For low M, the transformers proceed directly to dMMSE_M in the essential subspace\"",
         {"detour toward ridge / chord": {lab: round(bend[lab]["bend"], 3) for lab in low},
          "PC1–PC2 explained variance (paper: 27.5%)": _pc12(pca)},
@@ -291,7 +294,8 @@ def pca_transient_bends(m: dict) -> Claim | None:
         f"{PCA_MIN_BEND:g} × the chord, closest to ridge before the end, ending nearer its dMMSE_M point",
         why=(f"only {len(trans)} M with a full transient (needs {MIN_TRANSIENT_WINDOW}); the largest detour toward "
              f"ridge is {max(b['bend'] for b in bend.values()):.2f} × the chord (the mark is {PCA_MIN_BEND:g})"
-             if len(trans) < MIN_TRANSIENT_WINDOW else f"M {sorted(set(trans) - set(ok), key=_M)} do not bend and turn"))
+             if len(trans) < MIN_TRANSIENT_WINDOW
+             else f"M {sorted(set(trans) - set(ok), key=_M)} do not bend and turn"))
 
 
 def pca_pc2_separates(m: dict) -> Claim | None:
@@ -333,7 +337,8 @@ def llc_high_M_converges(m: dict) -> Claim | None:
     return Claim(
         "llc_high_M_converges", "The LLCs of the ridge-like (high-M) final models match the M = ∞ model's",
         "Fig. 3: \"Large-M LLCs converge to the LLC of ridge\"",
-        {"LLC(∞)": round(llc["∞"], 2), "ridge-like finite M: (LLC − LLC(∞)) / LLC(∞)": {k: round(v, 3) for k, v in rel.items()}},
+        {"LLC(∞)": round(llc["∞"], 2),
+         "ridge-like finite M: (LLC − LLC(∞)) / LLC(∞)": {k: round(v, 3) for k, v in rel.items()}},
         bool(high) and all(abs(v) <= LLC_MATCH_FRACTION for v in rel.values()),
         f"at least one finite M ends ridge-like (every seed), and each such M's LLC (mean over seeds) within "
         f"{LLC_MATCH_FRACTION:.0%} of LLC(∞)",
@@ -359,7 +364,8 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
     rising = (spearman([_M(lab) for lab in upto], seq) >= LLC_MIN_SPEARMAN if len(upto) >= 3
               else len(upto) == 2 and seq[1] > seq[0])
     onset = _onset(sw)
-    near = cross is not None and onset is not None and abs(sw.finite.index(cross) - sw.finite.index(onset)) <= LLC_CROSS_STEPS
+    near = (cross is not None and onset is not None
+            and abs(sw.finite.index(cross) - sw.finite.index(onset)) <= LLC_CROSS_STEPS)
     return Claim(
         "llc_low_M_rises_and_crosses", "The LLC of the dMMSE-like final models rises with M and crosses the M = ∞ "
         "level at the onset of transience", "§5.4: \"this LLC increases with M, and crosses λ̂_∞ during the onset of "
@@ -371,7 +377,7 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
         f"{LLC_MIN_SPEARMAN:g}), and that crossing within {LLC_CROSS_STEPS} grid step of the first M with a transient",
         why="; ".join(w for w, bad in (
             ("no dMMSE-like M", not low),
-            (f"the smallest dMMSE-like M's LLC is not below LLC(∞)", bool(low) and llc[low[0]] >= llc["∞"]),
+            ("the smallest dMMSE-like M's LLC is not below LLC(∞)", bool(low) and llc[low[0]] >= llc["∞"]),
             ("the LLC does not rise with M up to the crossing", bool(low) and not rising),
             (f"the crossing (M = {cross}) is more than {LLC_CROSS_STEPS} grid step from the onset of transience "
              f"(M = {onset})" if cross and onset else "no crossing or no onset of transience to compare", not near))
@@ -394,7 +400,8 @@ def llc_plateau(m: dict) -> Claim | None:
         spread <= LLC_PLATEAU_SPREAD, f"at least 2 dMMSE-like M >= {LLC_PLATEAU_M}, their LLCs within "
         f"{LLC_PLATEAU_SPREAD:.0%} (max − min over the mean)",
         why=(f"{len(high)} dMMSE-like M >= {LLC_PLATEAU_M} (needs 2): at this scale those M end ridge-like"
-             if len(vals) < 2 else f"the LLCs spread by {spread:.0%} of their mean (the mark is {LLC_PLATEAU_SPREAD:.0%})"))
+             if len(vals) < 2
+             else f"the LLCs spread by {spread:.0%} of their mean (the mark is {LLC_PLATEAU_SPREAD:.0%})"))
 
 
 def llc_loss_vs_complexity(m: dict) -> Claim | None:
@@ -451,7 +458,8 @@ def llc_matches_devinterp(m: dict) -> Claim | None:
          "speed ratio": round(cc["devinterp_seconds"] / cc["ours_seconds"], 2)},
         rel <= DEVINTERP_TOLERANCE and cc["ours_seconds"] < cc["devinterp_seconds"],
         f"within {DEVINTERP_TOLERANCE:.0%} and faster", kind="extension",
-        why="; ".join(w for w, bad in ((f"{rel:.1%} apart (the mark is {DEVINTERP_TOLERANCE:.0%})", rel > DEVINTERP_TOLERANCE),
+        why="; ".join(w for w, bad in ((f"{rel:.1%} apart (the mark is {DEVINTERP_TOLERANCE:.0%})",
+                                       rel > DEVINTERP_TOLERANCE),
                                       (f"ours is not faster (devinterp's time / ours = "
                                        f"{cc['devinterp_seconds'] / cc['ours_seconds']:.2f})",
                                        cc["ours_seconds"] >= cc["devinterp_seconds"])) if bad))

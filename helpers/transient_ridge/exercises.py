@@ -43,7 +43,8 @@ def check_dmmse(my_dmmse) -> str:
         raise ExerciseError("with large residuals your weights overflow to NaN: subtract the largest log-weight "
                             "before exponentiating (log-sum-exp), or use torch.softmax")
     if math.isfinite(float(got.sum())):
-        raise ExerciseError("the estimates differ from the posterior mean: weights ∝ exp(−Σ_{j<k} (y_j − t_mᵀx_j)² / 2σ²), "
+        raise ExerciseError("the estimates differ from the posterior mean: "
+                            "weights ∝ exp(−Σ_{j<k} (y_j − t_mᵀx_j)² / 2σ²), "
                             "normalised over the M tasks, then t̂_k = Σ_m w_m t_m")
     raise ExerciseError("your estimates contain NaN or inf")
 

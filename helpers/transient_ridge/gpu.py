@@ -12,7 +12,8 @@ For a machine with PyTorch and a GPU (no Jupyter needed). In one output folder i
   machine still leaves a complete, smaller result;
 - ``log.txt`` — everything printed;
 
-and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Copy ``transient_ridge/`` into ``results/`` to publish it.
+and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Copy ``transient_ridge/`` into
+``results/`` to publish it.
 The LLC cross-check needs ``devinterp`` (``pip install devinterp==1.3.2``, or from wheels carried
 along with ``pip install --no-index --find-links WHEELS devinterp``); without it the run notes the
 cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` re-judges later.
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="arithmetics to benchmark and to check against fp32 (default: all)")
     parser.add_argument("--check-steps", type=int, default=None, metavar="S",
                         help="steps of the precision check's small sweep (default: 300, smoke: 20)")
-    parser.add_argument("--archive", default=None, metavar="PATH", help="where to pack the folder (default: DIR.tar.gz)")
+    parser.add_argument("--archive", default=None, metavar="PATH",
+                        help="where to pack the folder (default: DIR.tar.gz)")
     args = parser.parse_args(argv)
     if args.max_minutes <= 0 or args.bench_steps < 1 or (args.check_steps is not None and args.check_steps < 5):
         parser.error("--max-minutes must be > 0, --bench-steps >= 1 and --check-steps >= 5")

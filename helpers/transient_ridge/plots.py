@@ -10,7 +10,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..figures import WIDTH
+from ..figures import WIDTH, log_ticks
 
 
 def m_colours(n: int):
@@ -80,7 +80,7 @@ def ood_over_training(ax, sweep: dict):
             ax.axhline(sweep["ood_dmmse_loss"][g], color=colour, ls=":", lw=1)
         ax.plot(max(s["t_crit"], 1), s["ood_min"], "o", color=colour, ms=4)
     ax.set(yscale="log", title="OOD loss per M (dots: t_crit, the lowest point; dotted: dMMSE_M)")
-    ax.yaxis.set_minor_formatter(plt.NullFormatter())
+    log_ticks(ax)
     # beside the panel, off the curves (the figure's layout makes room: use layout="constrained")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
@@ -119,7 +119,7 @@ def distance_grid(sweep: dict, cols: int = 3):
         ax = axes.flat[g]
         distances(ax, sweep["step"], dr[:, g], dd[:, g], d_zero_ridge=sweep["d_zero_ridge"][g], t_cross=s["t_cross"])
         ax.set_title(f"M = {lab}")
-        ax.yaxis.set_minor_formatter(plt.NullFormatter())  # decade labels only: no clutter on short ranges
+        log_ticks(ax)
         if g % cols == 0:
             ax.set_ylabel("Δ (in distribution)")
         if g + cols >= len(labels):  # the lowest panel of its column: label the steps
@@ -195,10 +195,13 @@ def sgld_traces(ax, trace, init_loss, num_burnin: int, names=None):
 
 def llc_over_M(ax, llc: dict, std: dict, dmmse_like: list[str]):
     """Page 4: the final models' LLC against M (error bars: spread over chains), dMMSE-like (circles)
-    and the others (squares: ridge-like or between) at the end, and the M = ∞ level (dashed). ``llc``, ``std``: by M label."""
+    and the others (squares: ridge-like or between) at the end, and the M = ∞ level (dashed).
+    ``llc``, ``std``: by M label."""
     finite = [m for m in llc if m != "∞"]
-    for name, fmt, colour, pick in (("dMMSE_M-like at the end", "o", "C1", [m for m in finite if m in dmmse_like]),
-                                    ("not dMMSE_M-like at the end", "s", "C0", [m for m in finite if m not in dmmse_like])):
+    like = [m for m in finite if m in dmmse_like]
+    other = [m for m in finite if m not in dmmse_like]
+    for name, fmt, colour, pick in (("dMMSE_M-like at the end", "o", "C1", like),
+                                    ("not dMMSE_M-like at the end", "s", "C0", other)):
         if pick:
             ax.errorbar([int(m) for m in pick], [llc[m] for m in pick], yerr=[std[m] for m in pick], fmt=fmt,
                         color=colour, capsize=3, label=name)
@@ -257,7 +260,7 @@ def curriculum_vs_fixed(sweep: dict, curriculum: dict, total_steps: int):
                       colour_ridge=colour, colour_dmmse=colour, name=name)
         bot.set(xscale="linear", xlabel="training step", ylabel="Δ" if j == 0 else None)
         for ax in (top, bot):
-            ax.yaxis.set_minor_formatter(plt.NullFormatter())
+            log_ticks(ax)
             ax.xaxis.set_major_locator(plt.MaxNLocator(3))
     stages = ", ".join(f"M ≤ {M_stage}" for _, M_stage in curriculum["stages"])
     fig.suptitle(f"curriculum stages (white and grey bands): {stages}")

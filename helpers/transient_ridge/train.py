@@ -32,8 +32,17 @@ from ..modes import by_mode, get_mode, show_progress
 from ..results import ResultStore, RunOutput, output_root
 from ..seeds import derive_seed, torch_generator
 from ..training import NonFiniteLossError, checkpoint_schedule
-from .analysis import (bayes_references, estimate_llc, estimate_llc_devinterp, evaluate_sweep, label, make_eval_set,
-                       pca_section, settled, summaries)
+from .analysis import (
+    bayes_references,
+    estimate_llc,
+    estimate_llc_devinterp,
+    evaluate_sweep,
+    label,
+    make_eval_set,
+    pca_section,
+    settled,
+    summaries,
+)
 from .data import TaskPool, check_M, check_sigma2, sample_groups, tokenize
 from .models import GroupedTransformer, ModelConfig, forward_flops
 
@@ -226,7 +235,8 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     runs after each checkpoint's metrics are logged (e.g. to save partial results)."""
     snapshot_steps = set(int(s) for s in snapshot_steps)
     if not snapshot_steps <= set(int(s) for s in checkpoints):
-        raise ValueError(f"snapshot_steps must be checkpoint steps; {sorted(snapshot_steps - set(checkpoints))} are not")
+        raise ValueError(f"snapshot_steps must be checkpoint steps; "
+                         f"{sorted(snapshot_steps - set(checkpoints))} are not")
     check_int("check_every", check_every, 1)
     device = torch.device(device)
     pool = TaskPool(cfg.model.D, cfg.pool_seed)
@@ -294,7 +304,8 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     return model, log
 
 
-def precision_check(cfg: SweepConfig, checkpoints, precisions=("tf32", "bf16"), device="cpu", eval_n: int = 512) -> dict:
+def precision_check(cfg: SweepConfig, checkpoints, precisions=("tf32", "bf16"), device="cpu",
+                    eval_n: int = 512) -> dict:
     """Train the same small sweep in fp32 and in each of ``precisions`` on ``device``; returns, per
     precision, the largest relative difference of its OOD curves from fp32's (and the curves) —
     the measured check that a faster arithmetic leaves the curves as they were."""
@@ -658,7 +669,8 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
     g_llc = groups.index(S.llc_M)
     one = one_M_batches(S, S.llc_M, device=device)
     if log["snapshots"]:
-        over_t = stack_models([grouped_from_state(cfg, snap).select(g_llc) for _, snap in sorted(log["snapshots"].items())])
+        over_t = stack_models([grouped_from_state(cfg, snap).select(g_llc)
+                               for _, snap in sorted(log["snapshots"].items())])
         over_t = over_t.to(device)
         G_t = over_t.groups
         est_t = estimate_llc(over_t, group_losses, lambda i: tuple(x.expand(G_t, *x.shape[1:]) for x in one(i)), **llc)
@@ -672,7 +684,8 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
     single = model.select(g_llc).to(device)
     timer = time.perf_counter()
     ours = estimate_llc(single, lambda m, b: group_losses(m, b)[0], one, **llc)
-    cross = {"ours": float(ours.llc[0]), "ours_std": float(ours.llc_std[0]), "ours_seconds": time.perf_counter() - timer}
+    cross = {"ours": float(ours.llc[0]), "ours_std": float(ours.llc_std[0]),
+             "ours_seconds": time.perf_counter() - timer}
     try:
         batches = [one(i) for i in range(S.llc.num_burnin + S.llc.num_draws)]
         timer = time.perf_counter()

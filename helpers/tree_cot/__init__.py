@@ -15,23 +15,98 @@
 The full run: ``python -m helpers.tree_cot --mode full``.
 """
 from . import analysis, claims, data, exercises, models, plots, train
-from .analysis import (attention_for_example, block_summary, by_depth, evaluate, exact_path_accuracy,
-                       filter_sort_decode, filter_sort_evaluate, filter_sort_target, greedy_decode, h_summary,
-                       head_usage, per_step_accuracy, phases, random_child_baseline, robustness, role_assignment,
-                       roles, stage_switch_accuracy, steps_text, target_sequence, token_label)
-from .data import (BOS, BWD, EDGE, FILTER_SORT_TASKS, FWD, KINDS, PAD, ROOT, TASKS, Encoded, Example,
-                   FilterSortExample, Tree, backward_path, chain_tree, distractor_edges, encode, filter_sort_encode,
-                   filter_sort_sample, filter_sort_sequence, forward_path, make_example, perfect_batch, perfect_tree,
-                   prompt, random_tree, robustness_sets, sequence, sized_tree, spine_tree, star_tree, step_token,
-                   target_steps, test_trees)
+from .analysis import (
+                       attention_for_example,
+                       block_summary,
+                       by_depth,
+                       evaluate,
+                       exact_path_accuracy,
+                       filter_sort_decode,
+                       filter_sort_evaluate,
+                       filter_sort_target,
+                       greedy_decode,
+                       h_summary,
+                       head_usage,
+                       per_step_accuracy,
+                       phases,
+                       random_child_baseline,
+                       robustness,
+                       role_assignment,
+                       roles,
+                       stage_switch_accuracy,
+                       steps_text,
+                       target_sequence,
+                       token_label,
+)
+from .data import (
+                       BOS,
+                       BWD,
+                       EDGE,
+                       FILTER_SORT_TASKS,
+                       FWD,
+                       KINDS,
+                       PAD,
+                       ROOT,
+                       TASKS,
+                       Encoded,
+                       Example,
+                       FilterSortExample,
+                       Tree,
+                       backward_path,
+                       chain_tree,
+                       distractor_edges,
+                       encode,
+                       filter_sort_encode,
+                       filter_sort_sample,
+                       filter_sort_sequence,
+                       forward_path,
+                       make_example,
+                       perfect_batch,
+                       perfect_tree,
+                       prompt,
+                       random_tree,
+                       robustness_sets,
+                       sequence,
+                       sized_tree,
+                       spine_tree,
+                       star_tree,
+                       step_token,
+                       target_steps,
+                       test_trees,
+)
 from .exercises import check_backward_construction, check_forward_head1
-from .models import (TheoryModel, TransformerConfig, TreeTransformer, ce_loss, construction, mse_loss,
-                     parameter_count)
-from .plots import (draw_tree, plot_attention, plot_blocks, plot_h_snapshots, plot_heads, plot_robustness, plot_roles,
-                    sequence_text)
-from .train import (FILTER_SORT, STANDARD, SYMMETRY_BREAK_STD, THEORY, FilterSortConfig, Sizes, StandardConfig, TheoryConfig,
-                    filter_sort_test, full_run, load, sizes, standard_batch, standard_test, store, theory_batch,
-                    train_filter_sort, train_theory, train_transformer)
+from .models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, construction, mse_loss, parameter_count
+from .plots import (
+                       draw_tree,
+                       plot_attention,
+                       plot_blocks,
+                       plot_h_snapshots,
+                       plot_heads,
+                       plot_robustness,
+                       plot_roles,
+                       sequence_text,
+)
+from .train import (
+                       FILTER_SORT,
+                       STANDARD,
+                       SYMMETRY_BREAK_STD,
+                       THEORY,
+                       FilterSortConfig,
+                       Sizes,
+                       StandardConfig,
+                       TheoryConfig,
+                       filter_sort_test,
+                       full_run,
+                       load,
+                       sizes,
+                       standard_batch,
+                       standard_test,
+                       store,
+                       theory_batch,
+                       train_filter_sort,
+                       train_theory,
+                       train_transformer,
+)
 
 __all__ = [
     "analysis", "claims", "data", "exercises", "models", "plots", "train",
@@ -44,9 +119,9 @@ __all__ = [
     # models
     "TheoryModel", "TransformerConfig", "TreeTransformer", "ce_loss", "construction", "mse_loss", "parameter_count",
     # train
-    "FILTER_SORT", "STANDARD", "SYMMETRY_BREAK_STD", "THEORY", "FilterSortConfig", "Sizes", "StandardConfig", "TheoryConfig",
-    "filter_sort_test", "full_run", "load", "sizes", "standard_batch", "standard_test", "store", "theory_batch",
-    "train_filter_sort", "train_theory", "train_transformer",
+    "FILTER_SORT", "STANDARD", "SYMMETRY_BREAK_STD", "THEORY", "FilterSortConfig", "Sizes", "StandardConfig",
+    "TheoryConfig", "filter_sort_test", "full_run", "load", "sizes", "standard_batch", "standard_test", "store",
+    "theory_batch", "train_filter_sort", "train_theory", "train_transformer",
     # analysis
     "attention_for_example", "block_summary", "by_depth", "evaluate", "exact_path_accuracy", "filter_sort_decode",
     "filter_sort_evaluate", "filter_sort_target", "greedy_decode", "h_summary", "head_usage", "per_step_accuracy",

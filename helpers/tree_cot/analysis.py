@@ -37,8 +37,23 @@ import numpy as np
 import torch
 
 from .claims import MIN_ROLE_GAP, PHASE_SOLVED_ACCURACY
-from .data import (BOS, BWD, EDGE, FWD, PAD, ROOT, Encoded, Example, FilterSortExample, check_filter_sort_task,
-                   check_task, encode, filter_sort_prompt, prompt, step_token, target_steps)
+from .data import (
+    BOS,
+    BWD,
+    FWD,
+    PAD,
+    ROOT,
+    Encoded,
+    Example,
+    FilterSortExample,
+    check_filter_sort_task,
+    check_task,
+    encode,
+    filter_sort_prompt,
+    prompt,
+    step_token,
+    target_steps,
+)
 
 
 def target_sequence(ex: Example, vocab: int, task: str) -> list[tuple[int, int]]:

@@ -268,7 +268,8 @@ def standard_direct_fails_on_deep_spines(direct_depth: Sequence[Mapping], cot_de
 # -------------------------------------------------------------------------------- extensions
 
 def robust(name: str, results: Mapping[Any, Mapping[str, Mapping]], n: int) -> Claim:
-    """``results``: per seed, ``{axis: {value: exact-path accuracy}}`` (:func:`~helpers.tree_cot.analysis.robustness`)."""
+    """``results``: per seed, ``{axis: {value: exact-path accuracy}}``
+    (:func:`~helpers.tree_cot.analysis.robustness`)."""
     if not results or not all(results.values()):
         raise ValueError(f"results for {name!r} must hold at least one seed with at least one axis")
     worst: dict[str, float] = {}

@@ -517,7 +517,7 @@ def target_steps(back: list[int], vocab: int, task: str) -> list[tuple[int, int]
     """What a perfect model predicts, as ``(node, stage)`` pairs (stage 0 backward, 1 forward; END
     closes the sequence). ``back``: the goal → root path."""
     check_task(task)
-    END, L = vocab, len(back) - 1
+    END = vocab
     if task == "backward":
         return [(v, 0) for v in back[1:]] + [(END, 0)]
     down = [(v, 1) for v in back[::-1][1:]] + [(END, 1)]

@@ -24,7 +24,6 @@ from torch.nn import functional as F
 from ..checks import check_int
 from .data import BOS, BWD, EDGE, FWD, PAD, ROOT, Encoded
 
-
 # --------------------------------------------------------------------------------------------
 # the theory model
 #

@@ -36,11 +36,35 @@ from ..modes import by_mode, set_mode
 from ..results import ResultStore, RunOutput
 from ..seeds import numpy_generator, torch_generator
 from ..training import checkpoint_schedule, train
-from .analysis import (attention_for_example, block_summary, by_depth, evaluate, exact_path_accuracy,
-                       filter_sort_evaluate, greedy_decode, h_summary, head_usage, per_step_accuracy, phases,
-                       random_child_baseline, robustness, roles)
-from .data import (FILTER_SORT_TASKS, Encoded, FilterSortExample, encode, filter_sort_encode, filter_sort_sample,
-                   make_example, perfect_batch, random_tree, robustness_sets, test_trees)
+from .analysis import (
+    attention_for_example,
+    block_summary,
+    by_depth,
+    evaluate,
+    exact_path_accuracy,
+    filter_sort_evaluate,
+    greedy_decode,
+    h_summary,
+    head_usage,
+    per_step_accuracy,
+    phases,
+    random_child_baseline,
+    robustness,
+    roles,
+)
+from .data import (
+    FILTER_SORT_TASKS,
+    Encoded,
+    FilterSortExample,
+    encode,
+    filter_sort_encode,
+    filter_sort_sample,
+    make_example,
+    perfect_batch,
+    random_tree,
+    robustness_sets,
+    test_trees,
+)
 from .models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, mse_loss
 
 CHAPTER = "tree_cot"
@@ -227,7 +251,8 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     checkpoints = checkpoint_schedule(steps, every=max(1, steps // n_checkpoints))
     snap_at = set(checkpoints[:: max(1, len(checkpoints) // snapshots)] + [steps])
     log: dict = {"step": [], "loss": [], "exact": [], "per_step": [], "backward": [], "forward": [], "switch": [],
-                 "H": {}, "h": [], "blocks": [], "head_difference": [], "usage": [], "roles": [], "init_std": init_std, "seed": seed}
+                 "H": {}, "h": [], "blocks": [], "head_difference": [], "usage": [], "roles": [], "init_std": init_std,
+                 "seed": seed}
 
     def on_checkpoint(step, m):
         m.eval()
