@@ -5,8 +5,8 @@ slider, and see the figure change; then shut the server down.
 Needs Chromium and Playwright (``.ci/run`` installs both); skipped, saying so, where either is missing.
 """
 import importlib.util
+import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -52,13 +52,34 @@ def wait_for_server(port: int, proc, timeout: float = 60.0):
     raise TimeoutError(f"JupyterLab did not answer on port {port} within {timeout:.0f} s")
 
 
+def wait_for_kernel(port: int, timeout: float = 60.0) -> None:
+    """Until the server has a session for the notebook whose kernel is idle."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/sessions?token={TOKEN}", timeout=5) as r:
+            sessions = json.loads(r.read())
+        if any(s.get("path", "").endswith(NOTEBOOK.name) and (s.get("kernel") or {}).get("execution_state") == "idle"
+               for s in sessions):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"no idle kernel for {NOTEBOOK.name} within {timeout:.0f} s")
+
+
 def run_all_and_move_the_slider(page, port: int) -> None:
     page.goto(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    # the kernel is ready when the notebook's toolbar says it is idle
+    wait_for_kernel(port)  # the server's kernel for this notebook is up and idle
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     page.locator(".lm-MenuBar-item", has_text="Run").first.click()
     page.locator("[data-command='runmenu:run-all']").click()
+    dialog = page.locator(".jp-Dialog button", has_text="Select")  # "Select Kernel", if the page still asks
+    try:
+        dialog.click(timeout=3_000)
+    except Exception:
+        pass
+    # the first code cell is queued ("[*]") or has run ("[1]")
+    page.wait_for_function("() => /\\[(\\*|\\d+)\\]/.test(document.querySelector("
+                           "'.jp-CodeCell .jp-InputPrompt')?.textContent || '')", timeout=30_000)
     slider = page.locator(".widget-slider", has_text="checkpoint")
     slider.wait_for(timeout=120_000)
     figure = page.locator(".widget-output img").first
@@ -80,7 +101,11 @@ def test_moving_the_slider_in_jupyterlab_redraws_the_figure(tmp_path):
 
     work = tmp_path / "lab"
     work.mkdir()
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)  # JupyterLab saves what it runs: never into the repository
+    # A copy (JupyterLab saves what it runs: never into the repository), without its jupytext pairing
+    # (jupytext's server extension would write a paired text file beside it).
+    nb = json.loads(NOTEBOOK.read_text())
+    nb["metadata"].pop("jupytext", None)
+    (work / NOTEBOOK.name).write_text(json.dumps(nb))
     port = free_port()
     env = {**os.environ, "BOOK_MODE": "smoke", "BOOK_PROGRESS": "0",
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
