@@ -12,7 +12,8 @@ Core modules (used by every chapter):
 - :mod:`helpers.colab`    — the first (Colab set-up) cell of every notebook;
 - :mod:`helpers.checks`   — argument checks with clear errors;
 - :mod:`helpers.cli`      — the command line of every chapter's full run;
-- :mod:`helpers.figures`  — the book's figure style (column width, fonts) and numbered figures.
+- :mod:`helpers.figures`  — the book's figure style (column width, fonts) and numbered figures;
+- :mod:`helpers.dynamics` — the dynamics toolkit: smoothing, joint trajectory PCA, the SGLD estimate of the LLC.
 """
 from . import figures
 from .claims import Claim, claims_table
