@@ -25,6 +25,7 @@ Used in: ``helpers/<chapter>/__main__.py``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Callable
@@ -47,7 +48,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _check_output(out: ResultStore, claims_only: bool) -> None:
     """Refuse, before any work, an output that cannot be used (see the module docstring)."""
-    import json
     try:
         out.check_writable()
     except OSError as e:

@@ -18,6 +18,7 @@ Used in: every chapter's ``python -m helpers.<chapter>`` command and default-mod
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import io
 import json
@@ -283,7 +284,7 @@ class ResultStore:
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(f".{self.chapter}.staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        staging = ResultStore(self.chapter, schema=self.schema, command=self.command, root=self.root)
+        staging = copy.copy(self)
         staging.dir = self.root / f".{self.chapter}.staging-{os.getpid()}"
         staging.dir.mkdir()
         for name, obj in run.files.items():

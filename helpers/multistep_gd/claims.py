@@ -223,10 +223,12 @@ def _generalise_why(name: str, values: Sequence, ratios: Sequence[float], gains:
     off_gd = [f"{name} = {v:g}: {r:.3g}× GD" for v, r, g in zip(values, ratios, gains)
               if abs(r - 1) >= GENERALISE_REL_GAP]
     weak = [f"{name} = {v:g}: {g:.3g}×" for v, r, g in zip(values, ratios, gains) if g < GENERALISE_MIN_GAIN]
-    parts = ([f"off exact GD at {', '.join(off_gd)}"] if off_gd else []) + (
-        [f"less than {GENERALISE_MIN_GAIN:g}× below the no-CoT error at {', '.join(weak)} "
-         "(the model tracks a GD that is itself slow there)" if not off_gd else
-         f"less than {GENERALISE_MIN_GAIN:g}× below the no-CoT error at {', '.join(weak)}"] if weak else [])
+    parts = [f"off exact GD at {', '.join(off_gd)}"] if off_gd else []
+    if weak:
+        line = f"less than {GENERALISE_MIN_GAIN:g}× below the no-CoT error at {', '.join(weak)}"
+        if not off_gd:  # the model does track GD, so the shortfall is GD's own
+            line += " (the model tracks a GD that is itself slow there)"
+        parts.append(line)
     return "; ".join(parts)
 
 
