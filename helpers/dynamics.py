@@ -23,8 +23,12 @@ model and loss. Chapter 3 introduced them; every chapter can use them.
   may return G independent losses (a grouped model): one run estimates G LLCs at once.
   :func:`estimate_llc_devinterp` is the reference library's estimate, for a cross-check, and
   :func:`complexity_tradeoff` compares two solutions by Watanabe's free energy.
+- **Events of a lens** (where a trajectory changes): :func:`turns` (the corners of a PCA path,
+  after Ramer–Douglas–Peucker simplification), :func:`change_points` (jumps between successive
+  LLC estimates, beyond their chains' spread) and :func:`match_events` (is each phase step of a
+  chapter's own metric within a window, in decades of steps, of some event?).
 
-Used in: chapter 3 (``helpers.transient_ridge``) and the closing chapter.
+Used in: chapter 3 (``helpers.transient_ridge``) and the closing chapter (``helpers.one_lens``).
 """
 from __future__ import annotations
 
@@ -291,3 +295,135 @@ def estimate_llc_devinterp(model: torch.nn.Module, loss_fn, loader, *, lr: float
             num_draws=num_draws, num_burnin_steps=num_burnin, seed=seed, verbose=False, online=False,
             init_loss=init_loss, device=next(model.parameters()).device)   # its default would move the model to CPU
     return {"llc": float(out["llc/mean"]), "llc_std": float(out["llc/std"])}
+
+
+# ------------------------------------------------------------------------------ events of a lens
+
+def log_distance(a: float, b: float) -> float:
+    """Distance of two steps in decades: ``|log10((1 + a) / (1 + b))|`` (steps >= 0)."""
+    if a < 0 or b < 0:
+        raise ValueError(f"steps must be >= 0; got {a!r} and {b!r}")
+    return abs(math.log10((1.0 + a) / (1.0 + b)))
+
+
+def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row of ``points`` (m, c) to the segment ``a``–``b``."""
+    ab = b - a
+    denom = float(ab @ ab)
+    t = np.zeros(len(points)) if denom == 0 else np.clip((points - a) @ ab / denom, 0.0, 1.0)
+    return np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+
+
+def simplify_path(path, tolerance: float) -> list[int]:
+    """Ramer–Douglas–Peucker: the indices of the vertices of the simplest polyline through
+    ``path`` (n, c) that no point of the path leaves by more than ``tolerance`` (absolute). The
+    first and last indices are always kept."""
+    P = np.asarray(path, dtype=float)
+    if P.ndim != 2 or len(P) < 1:
+        raise ValueError(f"path must be (n_points, n_coordinates) with n_points >= 1; got shape {P.shape}")
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number >= 0; got {tolerance!r}")
+    keep = {0, len(P) - 1}
+    stack = [(0, len(P) - 1)]
+    while stack:
+        i, j = stack.pop()
+        if j - i < 2:
+            continue
+        dist = _segment_distance(P[i + 1:j], P[i], P[j])
+        k = int(np.argmax(dist))
+        if dist[k] > tolerance:
+            m = i + 1 + k
+            keep.add(m)
+            stack += [(i, m), (m, j)]
+    return sorted(keep)
+
+
+def turns(path, steps, *, tolerance: float, min_angle: float) -> list[dict]:
+    """The corners of a trajectory: the interior vertices of its simplified polyline
+    (:func:`simplify_path` with ``tolerance`` × the path's extent, the largest distance between
+    two of its points) at which the direction turns by at least ``min_angle`` degrees.
+
+    ``path``: (n, c) coordinates (e.g. the first principal components) at checkpoint ``steps`` (n,).
+    Returns ``[{"step", "index", "angle"}]`` in order along the path.
+    """
+    P, steps = np.asarray(path, dtype=float), np.asarray(steps)
+    if P.ndim != 2 or len(P) != len(steps):
+        raise ValueError(f"path must be (n, c) with n = len(steps) = {len(steps)}; got shape {P.shape}")
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
+        raise ValueError(f"tolerance must be a fraction in (0, 1) of the path's extent; got {tolerance!r}")
+    if not (isinstance(min_angle, (int, float)) and 0 <= min_angle < 180):
+        raise ValueError(f"min_angle must be in [0, 180) degrees; got {min_angle!r}")
+    if len(P) < 3:
+        return []
+    extent = float(np.max(np.linalg.norm(P[:, None] - P[None], axis=-1)))
+    if extent == 0:
+        return []
+    vertices = simplify_path(P, tolerance * extent)
+    out = []
+    for u, v, w in zip(vertices, vertices[1:], vertices[2:]):
+        a, b = P[v] - P[u], P[w] - P[v]
+        cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+        angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+        if angle >= min_angle:
+            out.append({"step": int(steps[v]), "index": int(v), "angle": angle})
+    return out
+
+
+def change_points(steps, values, stds, *, min_sigmas: float, min_fraction: float) -> list[dict]:
+    """Jumps of a quantity estimated at checkpoints (e.g. the LLC): successive estimates ``a`` and
+    ``b`` whose difference exceeds both ``min_sigmas`` × ``√(std_a² + std_b²)`` (their spread over
+    chains) and ``min_fraction`` × the largest |value|. The change is placed at the geometric
+    middle of the two steps, ``√((1 + s_a)(1 + s_b)) − 1``.
+
+    Returns ``[{"step", "from", "to", "delta", "sigmas"}]``.
+    """
+    s, v, e = (np.asarray(x, dtype=float) for x in (steps, values, stds))
+    if not (s.shape == v.shape == e.shape) or s.ndim != 1:
+        raise ValueError(f"steps, values and stds must be 1-d and of equal length; got {s.shape}, {v.shape}, {e.shape}")
+    if not (isinstance(min_sigmas, (int, float)) and min_sigmas >= 0):
+        raise ValueError(f"min_sigmas must be a number >= 0; got {min_sigmas!r}")
+    if not (isinstance(min_fraction, (int, float)) and 0 <= min_fraction < 1):
+        raise ValueError(f"min_fraction must be in [0, 1); got {min_fraction!r}")
+    if len(v) < 2:
+        return []
+    scale = float(np.max(np.abs(v)))
+    out = []
+    for i in range(len(v) - 1):
+        delta = v[i + 1] - v[i]
+        spread = math.hypot(e[i], e[i + 1])
+        sigmas = abs(delta) / spread if spread > 0 else float("inf")
+        if abs(delta) > min_fraction * scale and sigmas > min_sigmas:
+            mid = math.sqrt((1 + s[i]) * (1 + s[i + 1])) - 1
+            out.append({"step": float(mid), "from": int(s[i]), "to": int(s[i + 1]), "delta": float(delta),
+                        "sigmas": float(sigmas)})
+    return out
+
+
+def match_events(phases: dict, events, window: float) -> dict:
+    """Does a lens see each phase? ``phases``: ``{name: step or None}`` (the chapter's own
+    metric); ``events``: the steps at which the lens changes. A phase is *seen* when some event is
+    within ``window`` decades of it (:func:`log_distance`).
+
+    Returns ``{"phases": {name: {"step", "nearest", "decades", "seen"}}, "unmatched": [events
+    near no phase], "seen": names seen, "missed": names not seen}`` (a phase that never happened
+    is neither).
+    """
+    if not (isinstance(window, (int, float)) and window > 0):
+        raise ValueError(f"window must be a number of decades > 0; got {window!r}")
+    events = [float(e) for e in events]
+    rows, seen, missed = {}, [], []
+    for name, step in phases.items():
+        if step is None:
+            rows[name] = {"step": None, "nearest": None, "decades": None, "seen": None}
+            continue
+        if events:
+            near = min(events, key=lambda e: log_distance(e, step))
+            dist = log_distance(near, step)
+        else:
+            near, dist = None, None
+        ok = dist is not None and dist <= window
+        rows[name] = {"step": step, "nearest": near, "decades": dist, "seen": ok}
+        (seen if ok else missed).append(name)
+    happened = [s for s in phases.values() if s is not None]
+    unmatched = [e for e in events if not any(log_distance(e, s) <= window for s in happened)]
+    return {"phases": rows, "unmatched": unmatched, "seen": seen, "missed": missed}
