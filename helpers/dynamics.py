@@ -26,7 +26,8 @@ model and loss. Chapter 3 introduced them; every chapter can use them.
 - **Events of a lens** (where a trajectory changes): :func:`turns` (the corners of a PCA path,
   after Ramer–Douglas–Peucker simplification), :func:`change_points` (jumps between successive
   LLC estimates, beyond their chains' spread) and :func:`match_events` (is each phase step of a
-  chapter's own metric within a window, in decades of steps, of some event?).
+  chapter's own metric within a window, in decades of steps, of some event?), with
+  :func:`event_coverage`, the chance that a phase at a random step would be "seen" anyway.
 
 Used in: chapter 3 (``helpers.transient_ridge``) and the closing chapter (``helpers.one_lens``).
 """
@@ -427,3 +428,22 @@ def match_events(phases: dict, events, window: float) -> dict:
     happened = [s for s in phases.values() if s is not None]
     unmatched = [e for e in events if not any(log_distance(e, s) <= window for s in happened)]
     return {"phases": rows, "unmatched": unmatched, "seen": seen, "missed": missed}
+
+
+def event_coverage(events, window: float, first: float, last: float) -> float:
+    """The fraction of a run's span ``[first, last]`` in ``log10(1 + step)`` that lies within
+    ``window`` decades of some event: the chance that a phase at a log-uniformly random step of
+    the run would count as seen. A lens with many events sees phases by chance."""
+    if not (isinstance(window, (int, float)) and window > 0):
+        raise ValueError(f"window must be a number of decades > 0; got {window!r}")
+    lo, hi = math.log10(1 + first), math.log10(1 + last)
+    if not hi > lo:
+        raise ValueError(f"last must be > first >= 0; got first={first!r}, last={last!r}")
+    spans = sorted((max(lo, math.log10(1 + e) - window), min(hi, math.log10(1 + e) + window)) for e in events)
+    covered, end = 0.0, lo
+    for a, b in spans:
+        a = max(a, end)
+        if b > a:
+            covered += b - a
+            end = b
+    return covered / (hi - lo)

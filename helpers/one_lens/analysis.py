@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dynamics import change_points, match_events, turns
+from ..dynamics import change_points, event_coverage, match_events, turns
 
 SETTINGS = ("tree", "cot", "balanced", "ridge")
 SETTING_NAMES = {"tree": "tree CoT: the two-head theory model, forward task",
@@ -51,21 +51,25 @@ def read_setting(setting: dict, *, kind: str, components: int, tolerance: float,
     """Every run of one setting (``setting["runs"]``; chapter 3's also ``setting["llc"]``, of one
     run), read by both lenses.
 
-    Returns per run ``{"label", "phases", "pca": {"events", "match"}, "llc": {"events", "match",
-    "settled", "estimates"} or None}`` (None: no LLC was estimated for this run).
+    Returns per run ``{"label", "phases", "pca": {"events", "match", "chance"}, "llc": {"events",
+    "match", "chance", "settled", "estimates"} or None}`` (None: no LLC was estimated for this run);
+    ``chance`` is :func:`~helpers.dynamics.event_coverage` over the run's checkpoints.
     """
     out = []
     for run in setting["runs"]:
         ph = _phases(run)
         pca = pca_events(run["path"], run["step"], components=components, tolerance=tolerance, min_angle=min_angle)
+        span = (run["step"][0], run["step"][-1])
         row = {"label": run["label"], "phases": ph,
-               "pca": {"events": pca, "match": match_events(ph, [e["step"] for e in pca], window)}, "llc": None}
+               "pca": {"events": pca, "match": match_events(ph, [e["step"] for e in pca], window),
+                       "chance": event_coverage([e["step"] for e in pca], window, *span)}, "llc": None}
         llc = run.get("llc")
         if kind == "ridge" and setting["llc"]["M"] == run.get("M"):
             llc = setting["llc"]
         if llc is not None:
             ev = llc_events(llc, min_sigmas=min_sigmas, min_fraction=min_fraction)
             row["llc"] = {"events": ev, "match": match_events(ph, [e["step"] for e in ev], window),
+                          "chance": event_coverage([e["step"] for e in ev], window, *span),
                           "settled": int(sum(bool(s) for s in llc["settled"])), "estimates": len(llc["settled"])}
         out.append(row)
     return out

@@ -5,7 +5,8 @@ them from a full run's ``metrics`` (``metrics.json``) alone.
 Every claim is the book's own experiment (``kind="extension"``): none of the three papers turns
 the other papers' instruments on its own models. A claim holds when, in every run of its setting,
 every phase that happens (by the setting's own chapter's metric) has a lens event within
-:data:`WINDOW_DECADES` of it. Events near no phase are reported beside the verdict, not judged.
+:data:`WINDOW_DECADES` of it. Events near no phase, and the chance that a phase at a random step
+would be seen (:func:`helpers.dynamics.event_coverage`), are reported beside the verdict, not judged.
 
 Used in: ``python -m helpers.one_lens`` and book/one_lens/*.ipynb.
 """
@@ -74,7 +75,8 @@ def sees(setting: str, lens: str, rows: list[dict]) -> Claim:
         measured.append({"run": r["label"],
                          "phases": {k: v for k, v in r["phases"].items() if v is not None},
                          "events": [round(e["step"]) for e in r[lens]["events"]],
-                         "seen": m["seen"], "missed": m["missed"], "events near no phase": len(m["unmatched"])})
+                         "seen": m["seen"], "missed": m["missed"], "events near no phase": len(m["unmatched"]),
+                         "seen by chance": round(r[lens]["chance"], 2)})
         for name in m["missed"]:
             p = m["phases"][name]
             near = ("no event at all" if p["nearest"] is None
@@ -123,5 +125,5 @@ def summary_rows(metrics: dict) -> list[dict]:
                              "phases": ", ".join(f"{k} {v}" for k, v in r["phases"].items() if v is not None),
                              "events": events_text(r[lens]["events"]),
                              "seen": ", ".join(m["seen"]) or "none", "missed": ", ".join(m["missed"]) or "none",
-                             "unmatched": len(m["unmatched"])})
+                             "unmatched": len(m["unmatched"]), "chance": r[lens]["chance"]})
     return rows

@@ -31,12 +31,12 @@ from ..checks import check_int
 from ..device import device_name, seed_everything
 from ..dynamics import estimate_llc, fit_joint_pca, settled
 from ..modes import by_mode, get_mode
-from ..results import ResultStore, RunOutput, output_root
-from ..seeds import numpy_generator, step_generator, torch_generator
-from ..training import checkpoint_schedule, train
 from ..multistep_gd.analysis import held_out_prompts
 from ..multistep_gd.models import LinearSelfAttention, SparseLSA, teacher_forced
 from ..multistep_gd.train import FULL_SETTINGS, SettingConfig, batch_fn, cot_loss
+from ..results import ResultStore, RunOutput, output_root
+from ..seeds import numpy_generator, torch_generator
+from ..training import checkpoint_schedule, train
 from ..tree_cot.analysis import per_step_accuracy, phases, roles
 from ..tree_cot.data import encode, test_trees
 from ..tree_cot.models import TheoryModel, mse_loss
@@ -68,8 +68,7 @@ class LLCSettings:
 
 # Ours (the papers of chapters 1 and 2 estimate no LLC). Chapter 2's models: chapter 3's kind of settings
 # (nβ = 100, γ = 100, ε = 1e-4), with which their trained checkpoints settle. The theory model's loss is far
-# flatter per parameter (6498 entries of W, most of which barely move a prediction): at nβ = 100 every estimate
-# is below 1 in size, so it gets nβ = 1000.
+# flatter per parameter (6498 entries of W, most of which barely move a prediction), so it gets nβ = 1000.
 LLC = {
     "tree": LLCSettings(lr=1e-4, nbeta=1000.0, localization=100.0, batch=256),
     "cot": LLCSettings(lr=1e-4, nbeta=100.0, localization=100.0, batch=256),
@@ -85,7 +84,8 @@ class Sizes:
     ``(label, seed, init_std)`` of each run (zero init and small random inits, as in chapter 1);
     ``tree_every``: spacing of its linear checkpoints; ``tree_curve``: test trees of the phase
     metric; ``tree_probe``: probe trees of the features. ``cot_steps`` / ``balanced_steps``:
-    chapter 2's two models; ``gd_seeds``: their seeds; ``gd_every``: spacing of their linear checkpoints; ``gd_probe``: probe prompts.
+    chapter 2's two models; ``gd_seeds``: their seeds; ``gd_every``: spacing of their linear
+    checkpoints; ``gd_probe``: probe prompts.
     ``llc_points``: log-spaced checkpoints per run at which the LLC is estimated; ``chains``,
     ``draws``, ``burnin``: SGLD per estimate.
     """
@@ -293,7 +293,8 @@ RIDGE_MS = ("8", "16")   # the runs of chapter 3's CPU-scale sweep that go ridge
 
 def ridge_record() -> dict:
     """Chapter 3's committed full run, read: the joint PCA of its sweep's features (all M), the
-    paths of the runs :data:`RIDGE_MS`, their phases by chapter 3's own metric — ``"ridge-like"``,
+    paths of the runs :data:`RIDGE_MS`, their distances to the two predictors over training
+    (``d_ridge``, ``d_dmmse``), their phases by chapter 3's own metric — ``"ridge-like"``,
     the first checkpoint closer to ridge than to dMMSE_M (and nearer ridge than half the untrained
     model's distance), and ``"crosses to dMMSE"``, chapter 3's ``t_cross`` — and the LLC over
     training (of the run M = ``llc_over_training["M"]``)."""
@@ -313,6 +314,7 @@ def ridge_record() -> dict:
         like = (dr[:, g] < dd[:, g]) & (dr[:, g] < 0.5 * dz[g])
         summary = sweep["summary"][g]
         runs.append({"label": f"M = {M}", "M": M, "step": steps,
+                     "d_ridge": dr[:, g].tolist(), "d_dmmse": dd[:, g].tolist(),
                      "path": pca.project(feats[:, g].double()).tolist(),
                      "phases": {"ridge-like": int(steps[int(np.argmax(like))]) if like.any() else None,
                                 "crosses to dMMSE": summary["t_cross"]}})
