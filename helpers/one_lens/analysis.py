@@ -35,7 +35,8 @@ def pca_events(path, steps, *, components: int, tolerance: float, min_angle: flo
 
 def llc_events(llc: dict, *, min_sigmas: float, min_fraction: float) -> list[dict]:
     """The changes of the LLC over training (``llc``: lists ``step``, ``llc``, ``llc_std``,
-    ``settled``) between successive settled estimates."""
+    ``settled``) between successive settled estimates; the unsettled ones are left out before
+    :func:`~helpers.dynamics.change_points` sees them (so its "largest |value|" is over settled ones)."""
     ok = [i for i, s in enumerate(llc["settled"]) if s]
     pick = lambda k: [llc[k][i] for i in ok]  # noqa: E731
     return change_points(pick("step"), pick("llc"), pick("llc_std"), min_sigmas=min_sigmas, min_fraction=min_fraction)

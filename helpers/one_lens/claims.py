@@ -23,7 +23,7 @@ PCA_COMPONENTS = 3       # the lens reads the path in the first three principal 
 TURN_TOLERANCE = 0.1     # … simplified to a polyline no point leaves by more than 10% of the path's extent …
 TURN_MIN_ANGLE = 30.0    # … whose corners turning by at least 30 degrees are its turns
 LLC_MIN_SIGMAS = 3.0     # an LLC change: successive settled estimates more than 3 chain-spreads apart …
-LLC_MIN_FRACTION = 0.1   # … and by more than 10% of the run's largest |LLC|
+LLC_MIN_FRACTION = 0.1   # … and by more than 10% of the run's largest settled |LLC|
 
 LENSES = ("pca", "llc")
 LENS_NAMES = {"pca": "a turn of the PCA trajectory", "llc": "a change of the LLC"}
@@ -34,8 +34,8 @@ PHASE_SOURCES = {
            "its start, the fast stage when it is below 1% of it",
     "balanced": "chapter 2's two stages, by its rule on the CoT loss: the slow stage ends when the loss is below "
                 "half its start, the fast stage when it is below 1% of it",
-    "ridge": "chapter 3's phases of the runs that make the detour (M = 8, 16): the first ridge-like checkpoint and "
-             "t_cross, where the model becomes nearer dMMSE_M than ridge",
+    "ridge": "chapter 3's phases of the two runs that become ridge-like and then cross to dMMSE_M (M = 8, 16): the "
+             "first ridge-like checkpoint and t_cross, where the model becomes nearer dMMSE_M than ridge",
 }
 
 
@@ -52,7 +52,7 @@ def criterion(lens: str) -> str:
                f"simplified to a polyline within {TURN_TOLERANCE:.0%} of its extent")
     elif lens == "llc":
         how = (f"an LLC change = successive settled estimates more than {LLC_MIN_SIGMAS:g} chain-spreads and "
-               f"{LLC_MIN_FRACTION:.0%} of the largest |LLC| apart, placed at the steps' geometric middle")
+               f"{LLC_MIN_FRACTION:.0%} of the largest settled |LLC| apart, placed at the steps' geometric middle")
     else:
         raise ValueError(f"lens must be one of {LENSES}; got {lens!r}")
     return (f"in every run, every phase that happens has an event within {WINDOW_DECADES:g} decades of its step; "
