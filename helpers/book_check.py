@@ -16,7 +16,9 @@ downloaded) at a desktop width (1400 px) and at a phone width (412 px), and repo
 - ``traceback`` / ``stderr``: a stack trace or a standard-error block in a cell's output;
 - ``wide-table``: at 412 px, a table wider than the viewport, or a page that scrolls sideways;
 - ``shrunk-figure``: at 1400 px, a figure shown at less than :data:`MIN_FIGURE_SCALE` of its own
-  width (its 9-point text then renders smaller than 9 points; :mod:`helpers.figures`).
+  width (its 9-point text then renders smaller than 9 points; :mod:`helpers.figures`);
+- ``math``: a page with mathematics but no MathJax script, so that readers see raw TeX (MathJax
+  itself comes from another host, so the check cannot watch it typeset).
 
 It exits with status 1 if anything was found, 0 otherwise. ``--screenshots DIR`` also saves a
 full-page screenshot of each page at both widths.
@@ -47,6 +49,13 @@ MIN_FIGURE_SCALE = 0.95
 TEMPLATE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(\[[^\]\s]{1,40}\])*(\.[A-Za-z_]\w*)*(:[^{}\s]{0,12})?\}")
 REPR = re.compile(r"np\.(float|int)\d*\(|<[\w.]+ (object )?at 0x[0-9a-fA-F]+>|torch\._C\."
                   r"|(?<![\w.])/(root|home|tmp|work)/")
+
+# Math on the page (Sphinx marks it with class "math") but no script that loads MathJax.
+_MATH_WITHOUT_MATHJAX_JS = """() => {
+  const pieces = document.querySelectorAll('main .math').length;
+  const loader = document.querySelector('script[src*="mathjax" i]');
+  return pieces > 0 && !loader ? pieces : 0;
+}"""
 
 # Text a reader sees outside code and math. Cell inputs, code spans and math (typeset or not)
 # legitimately hold braces; cell outputs and prose do not.
@@ -203,6 +212,9 @@ def check_page(browser, base: str, page: str, width: int, height: int,
         found.append(Finding(page, width, "raw-table", text))
     for text in tab.evaluate(_STDERR_JS):
         found.append(Finding(page, width, "stderr", text))
+    untypeset = tab.evaluate(_MATH_WITHOUT_MATHJAX_JS)
+    if untypeset:
+        found.append(Finding(page, width, "math", f"{untypeset} pieces of math and no MathJax script"))
     found += text_findings(page, width, tab.evaluate(_VISIBLE_TEXT_JS), tab.evaluate(_OUTPUT_TEXT_JS))
     if width <= PHONE[0]:
         for text in tab.evaluate(_WIDE_TABLES_JS):

@@ -76,11 +76,13 @@ def test_the_browser_finds_each_kind_of_breakage(tmp_path):
       <pre>{'a': np.float64(1.0)}</pre></div>
       <p>M = {S['llc_M']}</p>
       <img src="https://example.org/elsewhere.png">
-      <figure><img src="wide.png" style="max-width: 100%"></figure>"""))
+      <figure><img src="wide.png" style="max-width: 100%"></figure>
+      <p>Math without its typesetter: <span class="math notranslate">\\(x^2\\)</span></p>"""))
     _png(tmp_path / "wide.png", 3000, 20)  # a figure wider than any column: shown shrunk
     found = book_check.check_book(tmp_path, log=lambda *_: None)
     bad = [f for f in found if f.page == "bad.html"]
-    assert kinds(bad) == ["console", "image", "raw-table", "repr", "shrunk-figure", "stderr", "template", "wide-table"]
+    assert kinds(bad) == ["console", "image", "math", "raw-table", "repr", "shrunk-figure", "stderr", "template",
+                          "wide-table"]
     assert {f.width for f in bad if f.kind == "shrunk-figure"} == {book_check.DESKTOP[0]}
     assert [f for f in found if f.page == "index.html"] == []
     # the wide table is judged at phone width only; the other image (another host) is blocked, not judged
@@ -92,11 +94,14 @@ def test_the_browser_finds_each_kind_of_breakage(tmp_path):
 @browser
 def test_a_clean_site_has_no_findings(tmp_path):
     (tmp_path / "index.html").write_text(PAGE.format(body="<h1>A page</h1><table><tr><td>1</td><td>2</td></tr></table>"
-                                                          "<p>Math stays: \\(\\{x\\}\\)</p>"
+                                                          "<p>Math stays: <span class='math'>\\(\\{x\\}\\)</span>"
+                                                          "</p><script src='mathjax/tex-chtml.js' defer></script>"
                                                           "<pre><code>f'{x}'</code></pre>"
                                                           '<figure><img src="fig.png" style="max-width: 100%"></figure>'
                                                           '<img src="icon.png" style="width: 20px">'))
     _png(tmp_path / "icon.png", 225, 225)  # an icon outside the figures: not a figure
     _png(tmp_path / "fig.png", 300, 100)
+    (tmp_path / "mathjax").mkdir()
+    (tmp_path / "mathjax" / "tex-chtml.js").write_text("// a stand-in for MathJax")
     assert book_check.check_book(tmp_path, log=lambda *_: None) == []
     assert book_check.main([str(tmp_path)]) == 0

@@ -3,6 +3,9 @@
 - Each script is included once. sphinx-thebe registers its configuration script at every
   ``env-before-read-docs`` event, and a Jupyter Book build can emit that event twice, so every
   page declared ``const THEBE_JS_URL`` twice and the browser reported a SyntaxError on load.
+  The list is thinned *in place*: it is the builder's own list, to which extensions that run
+  later on the same page add their scripts (MathJax does, on pages with math); a new list would
+  lose them.
 """
 
 
@@ -18,7 +21,7 @@ def _unique_scripts(app, pagename, templatename, context, doctree):
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    scripts[:] = unique
 
 
 def setup(app):
