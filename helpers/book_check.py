@@ -44,6 +44,7 @@ CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/b
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SKIP_PAGES = {"genindex.html", "search.html"}
+_REDIRECT = re.compile(r'\s*<meta http-equiv="refresh"[^>]*>\s*$', re.IGNORECASE)
 MIN_FIGURE_SCALE = 0.95
 
 TEMPLATE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*(\[[^\]\s]{1,40}\])*(\.[A-Za-z_]\w*)*(:[^{}\s]{0,12})?\}")
@@ -125,7 +126,7 @@ def find_chromium(explicit: str | None = None) -> str:
 
 
 def book_pages(root: Path) -> list[str]:
-    """Every page of the built book, as paths relative to ``root`` (sorted)."""
+    """Every page of the built book, as paths relative to ``root`` (sorted); redirect-only pages are left out."""
     root = Path(root)
     if not (root / "index.html").is_file():
         raise FileNotFoundError(f"root: {root} has no index.html; build the book first "
@@ -135,6 +136,8 @@ def book_pages(root: Path) -> list[str]:
         rel = path.relative_to(root).as_posix()
         if rel.split("/")[0] in {"_static", "_sources", "_images"} or rel in SKIP_PAGES:
             continue
+        if _REDIRECT.match(path.read_text(errors="replace")):
+            continue  # a redirect (the root index.html): no content, and it navigates away while checked
         pages.append(rel)
     return pages
 

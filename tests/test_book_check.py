@@ -40,6 +40,8 @@ def test_pages_skip_assets_and_generated_indexes(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("<html></html>")
     assert book_pages(tmp_path) == ["book/a.html", "index.html"]
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/a.html" />\n')
+    assert book_pages(tmp_path) == ["book/a.html"]   # a redirect has nothing to check
 
 
 def _browser_available():
