@@ -136,6 +136,8 @@ def test_sees_holds_only_when_every_phase_of_every_run_is_seen():
     c = claims.sees("tree", "pca", [good, bad])
     assert not c.holds and "seed 2: b at 1000" in c.why and "3000" in c.why
     assert c.measured[0]["events near no phase"] == 1 and c.measured[0]["seen by chance"] == 0.25
+    blind = _row("seed 3", {"a": 100}, [])
+    assert claims.sees("tree", "pca", [good, blind]).why == "seed 3: no event at all"
     with pytest.raises(ValueError, match="no run"):
         claims.sees("tree", "llc", [good])
     with pytest.raises(ValueError, match="setting"):

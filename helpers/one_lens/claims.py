@@ -74,14 +74,17 @@ def sees(setting: str, lens: str, rows: list[dict]) -> Claim:
         m = r[lens]["match"]
         measured.append({"run": r["label"],
                          "phases": {k: v for k, v in r["phases"].items() if v is not None},
-                         "events": [round(e["step"]) for e in r[lens]["events"]],
-                         "seen": m["seen"], "missed": m["missed"], "events near no phase": len(m["unmatched"]),
+                         "events": [round(e["step"]) for e in r[lens]["events"]] or "none",
+                         "seen": m["seen"] or "none", "missed": m["missed"] or "none",
+                         "events near no phase": len(m["unmatched"]),
                          "seen by chance": round(r[lens]["chance"], 2)})
+        if m["missed"] and not r[lens]["events"]:
+            misses.append(f"{r['label']}: no event at all")
+            continue
         for name in m["missed"]:
             p = m["phases"][name]
-            near = ("no event at all" if p["nearest"] is None
-                    else f"nearest event {p['nearest']:.0f}, {p['decades']:.2f} decades away")
-            misses.append(f"{r['label']}: {name} at {p['step']} ({near})")
+            misses.append(f"{r['label']}: {name} at {p['step']} (nearest event {p['nearest']:.0f}, "
+                          f"{p['decades']:.2f} decades away)")
     holds = not misses and all(r[lens]["match"]["seen"] for r in judged)
     why = "; ".join(misses) if misses else ("" if holds else "no phase happened")
     return Claim(f"{lens}_sees_{setting}",
