@@ -167,12 +167,15 @@ def test_full_run_pipeline_in_smoke_mode(monkeypatch):
     metrics = out.load_json("metrics.json")
     cfg = train.sizes("smoke")
     assert len(metrics["tree"]["runs"]) == len(cfg.tree_runs)
-    for setting in ("tree", "cot", "balanced"):
+    for setting in ("tree", "standard", "cot", "balanced"):
         for run in metrics[setting]["runs"]:
             assert len(run["path"]) == len(run["step"]) and len(run["path"][0]) == train.PCA_COMPONENTS
-            assert len(run["llc"]["llc"]) == len(run["llc"]["step"]) <= cfg.llc_points
+            if setting != "standard":
+                assert len(run["llc"]["llc"]) == len(run["llc"]["step"]) <= cfg.llc_points
+    assert len(metrics["standard"]["runs"]) == len(cfg.std_seeds)
     table = out.load_claims()
-    assert {c.id for c in table.claims} == {f"{lens}_sees_{s}" for s in analysis.SETTINGS for lens in claims.LENSES}
+    expected = {f"{lens}_sees_{s}" for s in analysis.SETTINGS for lens in claims.LENSES} - {"llc_sees_standard"}
+    assert {c.id for c in table.claims} == expected
     assert all(c.kind == "extension" for c in table.claims)
     assert main(["--mode", "smoke", "--claims-only"]) == 0
 

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..dynamics import change_points, event_coverage, match_events, turns
 
-SETTINGS = ("tree", "cot", "balanced", "ridge")
+SETTINGS = ("tree", "standard", "cot", "balanced", "ridge")
 SETTING_NAMES = {"tree": "tree CoT: the two-head theory model, forward task",
+                 "standard": "tree CoT: the standard transformer, forward task",
                  "cot": "multi-step GD: the CoT model from a random start",
                  "balanced": "multi-step GD: the sparse model from the balanced start",
                  "ridge": "the transient ridge (chapter 3's full run)"}

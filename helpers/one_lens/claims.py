@@ -30,6 +30,8 @@ LENS_NAMES = {"pca": "a turn of the PCA trajectory", "llc": "a change of the LLC
 PHASE_SOURCES = {
     "tree": "chapter 1's phases: the first checkpoint with teacher-forced accuracy >= 99% for descending, the "
             "stage switch and climbing, and (where it happens) the heads' division of labour",
+    "standard": "chapter 1's phases of its standard transformer: the first checkpoint with teacher-forced accuracy "
+                ">= 99% for descending, the stage switch and climbing",
     "cot": "chapter 2's two stages, by its rule on the CoT loss: the slow stage ends when the loss is below half "
            "its start, the fast stage when it is below 1% of it",
     "balanced": "chapter 2's two stages, by its rule on the CoT loss: the slow stage ends when the loss is below "
@@ -110,9 +112,11 @@ def read(metrics: dict) -> dict[str, list[dict]]:
 
 
 def evaluate(metrics: dict) -> list[Claim]:
-    """The chapter's claims, from a full run's ``metrics`` alone: for each setting, one claim per lens."""
+    """The chapter's claims, from a full run's ``metrics`` alone: for each setting, one claim per lens
+    that looked at it (the standard transformer has no LLC estimates)."""
     readings = read(metrics)
-    return [sees(s, lens, readings[s]) for s in SETTINGS for lens in LENSES]
+    return [sees(s, lens, readings[s]) for s in SETTINGS for lens in LENSES
+            if any(r[lens] is not None for r in readings[s])]
 
 
 def summary_rows(metrics: dict) -> list[dict]:

@@ -8,6 +8,7 @@ local learning coefficient is estimated after training (:func:`helpers.dynamics.
 - :class:`LLCSettings`, :data:`LLC` — the SGLD settings per setting (ours, calibrated: see the chapter);
 - :class:`Sizes`, :func:`sizes` — every size of a run, for the three modes;
 - :func:`tree_run` — chapter 1's two-head theory model on the forward task;
+- :func:`standard_run` — chapter 1's standard transformer on the forward task (PCA only: see its docstring);
 - :func:`gd_run` — chapter 2's CoT model from a random start (``"cot"``) or the sparse model from
   the small balanced start (``"balanced"``);
 - :func:`ridge_record` — chapter 3's committed full run, read (nothing is retrained);
@@ -39,8 +40,8 @@ from ..seeds import numpy_generator, torch_generator
 from ..training import checkpoint_schedule, train
 from ..tree_cot.analysis import per_step_accuracy, phases, roles
 from ..tree_cot.data import encode, test_trees
-from ..tree_cot.models import TheoryModel, mse_loss
-from ..tree_cot.train import THEORY, theory_batch
+from ..tree_cot.models import TheoryModel, TransformerConfig, TreeTransformer, ce_loss, mse_loss
+from ..tree_cot.train import PREFETCH, STANDARD, STANDARD_STREAM, THEORY, standard_batch, standard_test, theory_batch
 
 CHAPTER = "one_lens"
 SCHEMA = 1
@@ -83,9 +84,10 @@ class Sizes:
     ``tree_steps``: SGD steps of the theory model (chapter 1's full run: 4000); ``tree_runs``:
     ``(label, seed, init_std)`` of each run (zero init and small random inits, as in chapter 1);
     ``tree_every``: spacing of its linear checkpoints; ``tree_curve``: test trees of the phase
-    metric; ``tree_probe``: probe trees of the features. ``cot_steps`` / ``balanced_steps``:
-    chapter 2's two models; ``gd_seeds``: their seeds; ``gd_every``: spacing of their linear
-    checkpoints; ``gd_probe``: probe prompts.
+    metric; ``tree_probe``: probe trees of the features. ``std_steps``, ``std_seeds``, ``std_every``,
+    ``std_batch``: chapter 1's standard transformer (Adam, chapter 1's learning rate).
+    ``cot_steps`` / ``balanced_steps``: chapter 2's two models; ``gd_seeds``: their seeds;
+    ``gd_every``: spacing of their linear checkpoints; ``gd_probe``: probe prompts.
     ``llc_points``: log-spaced checkpoints per run at which the LLC is estimated; ``chains``,
     ``draws``, ``burnin``: SGLD per estimate.
     """
@@ -96,6 +98,10 @@ class Sizes:
     tree_every: int
     tree_curve: int
     tree_probe: int
+    std_steps: int
+    std_seeds: tuple[int, ...]
+    std_every: int
+    std_batch: int
     cot_steps: int
     balanced_steps: int
     gd_batch: int
@@ -108,13 +114,14 @@ class Sizes:
     burnin: int
 
     def __post_init__(self):
-        for name in ("tree_steps", "tree_batch", "tree_every", "tree_curve", "tree_probe", "cot_steps",
+        for name in ("tree_steps", "tree_batch", "tree_every", "tree_curve", "tree_probe", "std_steps", "std_every",
+                     "std_batch", "cot_steps",
                      "balanced_steps", "gd_batch", "gd_every", "gd_probe", "llc_points", "chains",
                      "draws"):
             check_int(name, getattr(self, name), 1)
         check_int("burnin", self.burnin, 0)
-        if not self.tree_runs or not self.gd_seeds:
-            raise ValueError("tree_runs and gd_seeds must each hold at least one run")
+        if not self.tree_runs or not self.gd_seeds or not self.std_seeds:
+            raise ValueError("tree_runs, std_seeds and gd_seeds must each hold at least one run")
         if self.llc_points < 2:
             raise ValueError(f"llc_points must be >= 2 (a change needs two estimates); got {self.llc_points}")
 
@@ -123,12 +130,15 @@ TREE_RUNS = (("zero init", 0, 0.0), ("seed 1", 1, 0.1), ("seed 2", 2, 0.1))
 
 SIZES = {
     "smoke": Sizes(tree_steps=30, tree_runs=TREE_RUNS[:2], tree_batch=32, tree_every=10, tree_curve=32, tree_probe=8,
+                   std_steps=20, std_seeds=(0,), std_every=10, std_batch=16,
                    cot_steps=30, balanced_steps=30, gd_batch=64, gd_seeds=(0,), gd_every=10, gd_probe=8,
                    llc_points=3, chains=1, draws=6, burnin=2),
     "default": Sizes(tree_steps=2000, tree_runs=TREE_RUNS[:1], tree_batch=256, tree_every=50, tree_curve=300,
-                     tree_probe=32, cot_steps=1000, balanced_steps=1500, gd_batch=256, gd_seeds=(0,), gd_every=10,
-                     gd_probe=32, llc_points=8, chains=2, draws=100, burnin=50),
+                     tree_probe=32, std_steps=400, std_seeds=(0,), std_every=5, std_batch=128,
+                     cot_steps=1000, balanced_steps=1500, gd_batch=256, gd_seeds=(0,), gd_every=10, gd_probe=32,
+                     llc_points=8, chains=2, draws=100, burnin=50),
     "full": Sizes(tree_steps=4000, tree_runs=TREE_RUNS, tree_batch=256, tree_every=50, tree_curve=300, tree_probe=32,
+                  std_steps=400, std_seeds=(0, 1), std_every=5, std_batch=128,
                   cot_steps=1500, balanced_steps=2000, gd_batch=512, gd_seeds=(0, 1), gd_every=10, gd_probe=32,
                   llc_points=16, chains=2, draws=200, burnin=100),
 }
@@ -215,6 +225,49 @@ def tree_run(label: str, seed: int, init_std: float, cfg: Sizes, progress: bool 
     batch_at = _sgld_batches(lambda *k: theory_batch("forward", llc.batch, numpy_generator(*k)), seed)
     return {"label": label, "seed": seed, "init_std": init_std, **log, "features": torch.stack(features),
             "llc": _llc_at(model, params, mse_loss, batch_at, llc, cfg, seed), "phases": phases(log)}
+
+
+def standard_run(seed: int, cfg: Sizes, progress: bool | None = None) -> dict:
+    """Chapter 1's standard transformer (one layer, two heads, d_model 64) on the forward task with
+    CoT: its initialisation (``torch.manual_seed(seed)``), Adam at 3e-3 and its batches
+    (``numpy_generator(seed + STANDARD_STREAM, s)``, fresh random trees), ``std_steps`` steps with a
+    checkpoint every ``std_every``. Chapter 1's full run trains it for 1000 steps; it has learned
+    the task by step ~100, so 400 steps hold every phase.
+
+    The PCA lens only: an SGLD step of this model needs a fresh batch of random trees drawn in
+    Python, so 16 LLC estimates per run would cost about as much as the rest of the full run.
+
+    Returns ``{"label", "seed", "step", "backward", "forward", "switch", "features", "llc": None,
+    "phases"}``; features: the predicted node distribution and stage probability at every
+    predicted position of the ``tree_probe`` probe trees.
+    """
+    V = STANDARD.vocab
+    torch.manual_seed(seed)
+    model = TreeTransformer(TransformerConfig(V, d_model=64, n_heads=2, n_layers=1))
+    curve = standard_test(cfg.tree_curve)
+    test_batch, probe = encode(curve, V, "forward"), encode(curve[:cfg.tree_probe], V, "forward")
+    where = probe.targets >= 0
+    log = {"step": [], "backward": [], "forward": [], "switch": []}
+    features = []
+
+    def on_checkpoint(step, m):
+        m.eval()
+        with torch.no_grad():
+            acc = per_step_accuracy(m, test_batch)
+            log["step"].append(int(step))
+            for k in ("backward", "forward", "switch"):
+                log[k].append(acc.get(k))
+            out = m(probe.tokens)[where]                                    # (positions, N+2) logits
+            features.append(torch.cat([out[:, :V + 1].softmax(-1), out[:, V + 1:].sigmoid()], -1).reshape(-1))
+        m.train()
+
+    ckpts = checkpoint_schedule(cfg.std_steps, every=cfg.std_every, n_log=30)
+    batches = lambda s: standard_batch(cfg.std_batch, numpy_generator(seed + STANDARD_STREAM, s), "forward")  # noqa: E731
+    train(model, ce_loss, batches, steps=cfg.std_steps, optimizer=torch.optim.Adam(model.parameters(), lr=3e-3),
+          checkpoint_steps=ckpts, on_checkpoint=on_checkpoint, progress=progress,
+          desc=f"standard transformer, forward, seed {seed}", prefetch=PREFETCH)
+    return {"label": f"seed {seed}", "seed": seed, **log, "features": torch.stack(features), "llc": None,
+            "phases": phases(log)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,6 +399,10 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
     tree = [tree_run(label, seed, std, cfg, progress) for label, seed, std in cfg.tree_runs]
     tree_explained = _paths(tree)
     seconds["tree"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    standard = [standard_run(s, cfg, progress) for s in cfg.std_seeds]
+    standard_explained = _paths(standard)
+    seconds["standard"] = time.perf_counter() - t
     gd = {}
     for kind in ("cot", "balanced"):
         t = time.perf_counter()
@@ -356,9 +413,11 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
     seconds["total"] = time.perf_counter() - t0
     metrics = {"sizes": asdict(cfg), "llc_settings": {k: asdict(v) for k, v in LLC.items()},
                "gd_setting": asdict(GD_SETTING),
-               "tree": {"runs": tree, "explained": tree_explained}, "cot": gd["cot"], "balanced": gd["balanced"],
+               "tree": {"runs": tree, "explained": tree_explained},
+               "standard": {"runs": standard, "explained": standard_explained},
+               "cot": gd["cot"], "balanced": gd["balanced"],
                "ridge": ridge, "seconds": seconds}
-    seeds = sorted({s for _, s, _ in cfg.tree_runs} | set(cfg.gd_seeds))
+    seeds = sorted({s for _, s, _ in cfg.tree_runs} | set(cfg.gd_seeds) | set(cfg.std_seeds))
     return RunOutput(metrics=metrics, seeds=seeds, device=device_name(torch.device("cpu")),
                      seconds=seconds["total"])
 

@@ -406,7 +406,7 @@ def phases(log: dict, threshold: float = PHASE_SOLVED_ACCURACY, strength: float 
     out = {"climb": first(log["backward"], lambda v: v >= threshold),
            "switch": first(log["switch"], lambda v: v >= threshold),
            "descend": first(log["forward"], lambda v: v >= threshold)}
-    if np.asarray(log["roles"][-1]).shape[0] >= 2:
+    if log.get("roles") and np.asarray(log["roles"][-1]).shape[0] >= 2:   # a model whose heads have roles
         out["division"] = first([role_assignment(r)["strength"] for r in log["roles"]], lambda v: v >= strength)
     else:
         out["division"] = None
