@@ -2,7 +2,8 @@
 
 - top left: the chapter's own metric over training, with its phases (dotted lines);
 - bottom left: the LLC over training (filled: settled estimates, hollow: chains still drifting),
-  its changes (shaded) and the same phase lines;
+  its changes (shaded) and the same phase lines (absent for a setting without LLC estimates:
+  the metric then takes the whole left column);
 - right: the path in PC1–PC2, its turns (crosses) and the checkpoints nearest each phase (squares).
 
 Used in: book/one_lens/*.ipynb.
@@ -48,9 +49,15 @@ def lens_figure(runs: Sequence[Mapping], readings: Sequence[Mapping], *, metric:
     """
     if len(runs) != len(readings) or not runs:
         raise ValueError("runs and readings must be non-empty and of equal length")
-    fig = plt.figure(figsize=figures.size(5.6), layout="constrained")
+    rec = next((r.get("llc") for r in runs if r.get("llc") is not None), None) or llc
+    fig = plt.figure(figsize=figures.size(5.6 if rec is not None else 4.2), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=(1.15, 1))
-    ax_m, ax_l, ax_p = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[:, 1])
+    if rec is not None:
+        ax_m, ax_l = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
+    else:   # no LLC: the metric takes the whole left column
+        ax_m, ax_l = fig.add_subplot(grid[:, 0]), None
+        ax_m.set_xlabel("1 + training step")
+    ax_p = fig.add_subplot(grid[:, 1])
     first, reading = runs[0], readings[0]
     # the chapter's metric
     colours = phase_colours(reading["phases"])
@@ -65,7 +72,6 @@ def lens_figure(runs: Sequence[Mapping], readings: Sequence[Mapping], *, metric:
     ax_m.set_title(f"{first['label']}: the chapter's metric", loc="left")
     ax_m.legend(fontsize=9, loc="best")
     # the LLC
-    rec = next((r.get("llc") for r in runs if r.get("llc") is not None), None) or llc
     row = next((r for r in readings if r["llc"] is not None), None)
     if rec is not None:
         s, v, e, ok = (np.asarray(rec[k], dtype=float) for k in ("step", "llc", "llc_std", "settled"))
@@ -78,11 +84,9 @@ def lens_figure(runs: Sequence[Mapping], readings: Sequence[Mapping], *, metric:
         _phase_lines(ax_l, row["phases"] if row else reading["phases"], label=False)
         ax_l.set_title(f"{row['label'] if row else first['label']}: the LLC (orange: its changes)", loc="left")
         ax_l.legend(fontsize=9, loc="best")
-    else:
-        ax_l.text(0.5, 0.5, "no LLC estimated", ha="center", va="center", transform=ax_l.transAxes)
-    ax_l.set_xscale("log")
-    ax_l.set_xlabel("1 + training step")
-    ax_l.set_ylabel("LLC λ̂")
+        ax_l.set_xscale("log")
+        ax_l.set_xlabel("1 + training step")
+        ax_l.set_ylabel("LLC λ̂")
     # the paths
     for k, (run, rd) in enumerate(zip(runs, readings)):
         P = np.asarray(run["path"], dtype=float)
