@@ -185,6 +185,14 @@ def _sgld_batches(make, seed: int):
 # --------------------------------------------------------------------------------------------
 # chapter 1: the theory model on the forward task
 
+def _log_accuracy(log: dict, step: int, model, batch) -> None:
+    """Append the step and chapter 1's teacher-forced accuracies (climb, descend, switch) to ``log``."""
+    acc = per_step_accuracy(model, batch)
+    log["step"].append(int(step))
+    for k in ("backward", "forward", "switch"):
+        log[k].append(acc.get(k))
+
+
 def tree_run(label: str, seed: int, init_std: float, cfg: Sizes, progress: bool | None = None) -> dict:
     """Chapter 1's two-head theory model on the forward task (its paper's training set and SGD
     step), from ``W = 0`` (``init_std = 0``) or ``W ~ N(0, init_std²)``; step ``s`` trains on
@@ -207,10 +215,7 @@ def tree_run(label: str, seed: int, init_std: float, cfg: Sizes, progress: bool 
     def on_checkpoint(step, m):
         m.eval()
         with torch.no_grad():
-            acc = per_step_accuracy(m, test_batch)
-            log["step"].append(int(step))
-            for k in ("backward", "forward", "switch"):
-                log[k].append(acc.get(k))
+            _log_accuracy(log, step, m, test_batch)
             log["roles"].append(roles(m, test_batch).tolist())
             features.append(m(probe.tokens)[where].reshape(-1).float())
         if step in keep:
@@ -253,10 +258,7 @@ def standard_run(seed: int, cfg: Sizes, progress: bool | None = None) -> dict:
     def on_checkpoint(step, m):
         m.eval()
         with torch.no_grad():
-            acc = per_step_accuracy(m, test_batch)
-            log["step"].append(int(step))
-            for k in ("backward", "forward", "switch"):
-                log[k].append(acc.get(k))
+            _log_accuracy(log, step, m, test_batch)
             out = m(probe.tokens)[where]                                    # (positions, N+2) logits
             features.append(torch.cat([out[:, :V + 1].softmax(-1), out[:, V + 1:].sigmoid()], -1).reshape(-1))
         m.train()
