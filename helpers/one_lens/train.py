@@ -240,7 +240,7 @@ def standard_run(seed: int, cfg: Sizes, progress: bool | None = None) -> dict:
     the task by step ~100, so 400 steps hold every phase.
 
     The PCA lens only: an SGLD step of this model needs a fresh batch of random trees drawn in
-    Python, so 16 LLC estimates per run would cost about as much as the rest of the full run.
+    Python, so 16 LLC estimates per run would cost as much as the rest of the full run, or more.
 
     Returns ``{"label", "seed", "step", "backward", "forward", "switch", "features", "llc": None,
     "phases"}``; features: the predicted node distribution and stage probability at every
