@@ -280,8 +280,12 @@ class ResultStore:
 
         They are written into a staging folder beside the chapter's (``.<chapter>.staging-<pid>``),
         which then replaces the chapter's folder: a run killed while writing leaves the previous
-        results whole (and at most a staging folder, removed by the next run)."""
+        results whole (and at most a staging folder, removed by the next run). The swap is two
+        renames, the old folder aside (``.<chapter>.old-<pid>``) and the new one in; a run killed
+        between them leaves the old folder aside, and the next read or run puts it back
+        (:meth:`recover`)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.recover()
         for leftover in self.root.glob(f".{self.chapter}.staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         staging = copy.copy(self)
@@ -299,6 +303,21 @@ class ResultStore:
         os.replace(staging.dir, self.dir)
         shutil.rmtree(old, ignore_errors=True)
         return self.path("run.json")
+
+    def recover(self) -> None:
+        """Finish a swap of :meth:`save_run` that was killed between its two renames: with the
+        chapter's folder missing, the folder set aside (``.<chapter>.old-<pid>``) with the newest
+        complete run (its ``run.json``) is put back; other such folders are removed."""
+        if not self.root.is_dir():
+            return
+        aside = list(self.root.glob(f".{self.chapter}.old-*"))
+        complete = sorted((p for p in aside if (p / "run.json").is_file()),
+                          key=lambda p: (p / "run.json").stat().st_mtime)
+        if complete and not self.dir.exists():
+            os.replace(complete[-1], self.dir)
+            aside.remove(complete[-1])
+        for leftover in aside:
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def check_writable(self) -> None:
         """Raise :class:`OSError` with a clear message unless results can be written under :attr:`root`."""
@@ -333,6 +352,8 @@ class ResultStore:
 
     def read_run(self) -> dict[str, Any]:
         """``run.json``, checked for its fields and for this code's schema version."""
+        if not self.dir.exists():
+            self.recover()
         run = self._load("run.json", json.loads, check_run=False)
         missing = [k for k in RUN_FIELDS if not isinstance(run, dict) or k not in run]
         if missing:

@@ -445,3 +445,17 @@ def test_a_run_killed_while_writing_leaves_the_previous_results_intact(tmp_path)
     store.save_run(RunOutput(metrics={"acc": 0.98}, seeds=[0], device="cpu", seconds=1.0), [claim()], mode="full")
     assert not list(tmp_path.glob(".demo.*"))  # ...is cleared by the next run, which replaces the folder whole
     assert sorted(p.name for p in store.dir.iterdir()) == ["claims.json", "metrics.json", "run.json"]
+
+
+def test_a_run_killed_between_the_two_renames_loses_nothing(tmp_path):
+    store = ResultStore("demo", module="helpers.demo", schema=1, root=tmp_path)
+    store.save_run(RunOutput(metrics={"acc": 0.97}, seeds=[0], device="cpu", seconds=1.0), [claim()], mode="full")
+    # the state a kill leaves after the first rename: the old folder aside, the new one still staged
+    os.replace(store.dir, tmp_path / ".demo.old-4242")
+    (tmp_path / ".demo.staging-4242").mkdir()
+    (tmp_path / ".demo.old-17").mkdir()            # an older leftover of the same kind
+    assert store.load_json("metrics.json") == {"acc": 0.97}   # a reader gets the previous results back
+    assert not list(tmp_path.glob(".demo.old-*"))
+    store.save_run(RunOutput(metrics={"acc": 0.98}, seeds=[0], device="cpu", seconds=1.0), [claim()], mode="full")
+    assert store.load_json("metrics.json") == {"acc": 0.98}
+    assert not list(tmp_path.glob(".demo.*"))
