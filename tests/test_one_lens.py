@@ -196,3 +196,13 @@ def test_event_coverage_against_hand_computed_fractions():
     assert event_coverage(events, 0.1, 0, 9999) == pytest.approx(np.mean(seen), abs=1e-3)
     with pytest.raises(ValueError, match="last"):
         event_coverage([1], 0.1, 5, 5)
+
+
+def test_summary_table_has_a_row_per_run_and_lens():
+    rows = [_row("seed 1", {"a": 100, "b": 1000}, [110, 3000]), _row("seed 2", {"a": 100}, [], kind="llc")]
+    lines = claims.summary_table({"tree": rows}, "tree").splitlines()
+    assert lines[0].startswith("| run | lens |") and len(lines) == 2 + 2
+    assert lines[2] == "| seed 1 | PCA | a 100, b 1000 | 110, 3000 | a | b | 1 | 25% |"
+    assert lines[3] == "| seed 2 | LLC | a 100 | none | none | a | 0 | 25% |"
+    with pytest.raises(ValueError, match="setting"):
+        claims.summary_table({"tree": rows}, "cot")

@@ -13,9 +13,9 @@ The full run: ``python -m helpers.one_lens --mode full``.
 """
 from . import analysis, claims, plots, train
 from .analysis import SETTING_NAMES, SETTINGS, llc_events, pca_events, read_setting
-from .claims import evaluate, read, summary_rows, thresholds
+from .claims import evaluate, read, summary_table, thresholds
 from .train import LLC, Sizes, full_run, gd_run, load, ridge_record, sizes, store, tree_run
 
 __all__ = ["analysis", "claims", "plots", "train", "SETTING_NAMES", "SETTINGS", "llc_events", "pca_events",
-           "read_setting", "evaluate", "read", "summary_rows", "thresholds", "LLC", "Sizes", "full_run", "gd_run",
+           "read_setting", "evaluate", "read", "summary_table", "thresholds", "LLC", "Sizes", "full_run", "gd_run",
            "load", "ridge_record", "sizes", "store", "tree_run"]

@@ -119,18 +119,24 @@ def evaluate(metrics: dict) -> list[Claim]:
             if any(r[lens] is not None for r in readings[s])]
 
 
-def summary_rows(metrics: dict) -> list[dict]:
-    """One row per setting, run and lens: the phases, the lens's events and the verdict (the chapter's table)."""
-    rows = []
-    for s, runs in read(metrics).items():
-        for r in runs:
-            for lens in LENSES:
-                if r[lens] is None:
-                    continue
-                m = r[lens]["match"]
-                rows.append({"setting": s, "run": r["label"], "lens": lens,
-                             "phases": ", ".join(f"{k} {v}" for k, v in r["phases"].items() if v is not None),
-                             "events": events_text(r[lens]["events"]),
-                             "seen": ", ".join(m["seen"]) or "none", "missed": ", ".join(m["missed"]) or "none",
-                             "unmatched": len(m["unmatched"]), "chance": r[lens]["chance"]})
-    return rows
+TABLE_HEADER = ("run", "lens", "phases (chapter's metric)", "lens events", "seen", "missed", "events near no phase",
+                "seen by chance")
+
+
+def summary_table(readings: dict[str, list[dict]], setting: str) -> str:
+    """One setting's runs as a Markdown table, a row per run and lens: its phases, the lens's events,
+    what they see and miss, the events near no phase and the chance of seeing a phase anyway.
+    ``readings``: :func:`read` of a full run's metrics (read once, shown per setting)."""
+    if setting not in readings:
+        raise ValueError(f"setting must be one of {tuple(readings)}; got {setting!r}")
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    for r in readings[setting]:
+        for lens in LENSES:
+            if r[lens] is None:
+                continue
+            m = r[lens]["match"]
+            cells = (r["label"], lens.upper(), ", ".join(f"{k} {v}" for k, v in r["phases"].items() if v is not None),
+                     events_text(r[lens]["events"]), ", ".join(m["seen"]) or "none",
+                     ", ".join(m["missed"]) or "none", str(len(m["unmatched"])), f"{r[lens]['chance']:.0%}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
