@@ -222,6 +222,14 @@ def test_two_stage_times_on_a_planted_history():
     assert t["v_at_half"] == pytest.approx(0.8) and t["w_at_half"] == pytest.approx(0.9)
 
 
+def test_fall_steps_on_a_planted_curve():
+    from helpers.multistep_gd.analysis import fall_steps
+    assert fall_steps([0, 5, 9, 20], [2.0, 1.0, 0.99, 0.019]) == (9, 20)   # strictly below ½ and 1% of the start
+    assert fall_steps([0, 5], [2.0, 1.5]) == (None, None)
+    with pytest.raises(ValueError, match="equal length"):
+        fall_steps([0, 5], [2.0])
+
+
 def test_full_run_pipeline_in_smoke_mode(monkeypatch):
     from helpers import output_root
     from helpers.multistep_gd import store

@@ -104,12 +104,12 @@ def test_llc_events_ignore_unsettled_estimates():
     assert [(e["from"], e["to"]) for e in out] == [(40, 80)]
 
 
-def test_fall_steps_is_chapter_2s_rule():
+def test_stage_phases_are_chapter_2s_rule():
     steps = [0, 10, 20, 30, 40]
-    assert train.fall_steps(steps, [4.0, 3.0, 1.9, 0.05, 0.01]) == {"slow stage ends": 20, "fast stage ends": 40}
-    assert train.fall_steps(steps, [4.0, 3.9, 3.8, 3.7, 3.6]) == {"slow stage ends": None, "fast stage ends": None}
+    assert train.stage_phases(steps, [4.0, 3.0, 1.9, 0.05, 0.01]) == {"slow stage ends": 20, "fast stage ends": 40}
+    assert train.stage_phases(steps, [4.0, 3.9, 3.8, 3.7, 3.6]) == {"slow stage ends": None, "fast stage ends": None}
     with pytest.raises(ValueError, match="equal length"):
-        train.fall_steps(steps, [1.0])
+        train.stage_phases(steps, [1.0])
 
 
 def test_llc_steps_are_log_spaced_and_distinct():
@@ -149,13 +149,15 @@ def test_ridge_record_reads_chapter_3s_own_phases():
     from helpers.transient_ridge import train as ridge_train
     sweep = ridge_train.store().load_json("metrics.json")["sweep"]
     labels = [s["M"] for s in sweep["summary"]]
+    chosen = [s["M"] for s in sweep["summary"] if s["ridge_phase"] and s["crossed"]]
+    assert chosen and [r["M"] for r in rec["runs"]] == chosen
     for run in rec["runs"]:
         summary = sweep["summary"][labels.index(run["M"])]
         assert run["phases"]["crosses to dMMSE"] == summary["t_cross"]
         ridge_like = run["phases"]["ridge-like"]
         assert ridge_like is not None and ridge_like <= summary["t_cross"]
         assert np.asarray(run["path"]).shape == (len(sweep["step"]), train.PCA_COMPONENTS)
-    assert rec["llc"]["M"] in train.RIDGE_MS and sum(rec["explained"]) <= 1 + 1e-9
+    assert rec["llc"]["M"] in [r["M"] for r in rec["runs"]] and sum(rec["explained"]) <= 1 + 1e-9
 
 
 def test_full_run_pipeline_in_smoke_mode(monkeypatch):

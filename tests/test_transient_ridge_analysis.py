@@ -60,6 +60,16 @@ def test_transient_summary_on_hand_made_curves():
         transient_summary(steps, ood[:3], d_ridge, d_dmmse, 1.0, 5.0)
 
 
+def test_ridge_like_checkpoints_by_hand():
+    from helpers.transient_ridge import ridge_like
+    d_ridge, d_dmmse = [0.8, 0.3, 0.1, 0.4], [1.0, 0.5, 0.6, 0.2]
+    assert ridge_like(d_ridge, d_dmmse).tolist() == [True, True, True, False]
+    # nearer ridge than dMMSE_M, but not below half the untrained model's distance (0.8 / 2)
+    assert ridge_like(d_ridge, d_dmmse, d_zero_ridge=0.8).tolist() == [False, True, True, False]
+    with pytest.raises(ValueError, match="same shape"):
+        ridge_like(d_ridge, d_dmmse[:3])
+
+
 def test_pca_bend_of_straight_and_detouring_paths():
     from helpers.transient_ridge.analysis import pca_bend
     ridge, dmmse = np.array([1.0, 1.0]), np.array([2.0, 0.0])

@@ -116,19 +116,35 @@ def evaluate_cot(model: LinearSelfAttention, P: Prompts, W: torch.Tensor, k: int
             "gd_mean": e_gd.mean(0), "gd_median": e_gd.nan_to_num(nan=float("inf")).median(0).values}
 
 
+STAGE_HALF = 0.5     # the slow stage ends when the loss is below half its start …
+STAGE_END = 0.01     # … and the fast stage when it is below 1% of it
+
+
+def fall_steps(steps, loss) -> tuple[int | None, int | None]:
+    """The two stages read off any loss curve: ``(t_half, t_end)``, the first step with the loss
+    below :data:`STAGE_HALF` of its first value and the first below :data:`STAGE_END` of it
+    (None where it never falls that far). ``steps``, ``loss``: equal-length sequences."""
+    loss = [float(v) for v in loss]
+    if len(loss) != len(steps) or len(loss) == 0:
+        raise ValueError(f"steps and loss must be non-empty and of equal length; got {len(steps)} and {len(loss)}")
+
+    def below(frac):
+        return next((int(s) for s, v in zip(steps, loss) if v < frac * loss[0]), None)
+    return below(STAGE_HALF), below(STAGE_END)
+
+
 def two_stage_times(history: History) -> dict[str, float]:
     """The two stages of :func:`~helpers.multistep_gd.train_balanced`, read off its loss and scales.
 
     ``t_half``: first step with loss below half its initial value (the end of the slow stage);
-    ``t_end``: first step with loss below 1% of it; ``fast_fraction = (t_end − t_half) / t_half``
-    (small: a long plateau, then a sharp drop). ``v_at_half``, ``w_at_half``: the scales at
-    ``t_half`` as fractions of their final values (which block moved first). NaN everywhere if
-    the loss never falls that far.
+    ``t_end``: first step with loss below 1% of it (both by :func:`fall_steps`);
+    ``fast_fraction = (t_end − t_half) / t_half`` (small: a long plateau, then a sharp drop).
+    ``v_at_half``, ``w_at_half``: the scales at ``t_half`` as fractions of their final values
+    (which block moved first). NaN everywhere if the loss never falls that far.
     """
     steps = history.eval_steps
     loss, v, w = (history.eval_array(k) for k in ("loss", "v", "w"))
-    below = lambda frac: next((steps[i] for i in range(len(loss)) if loss[i] < frac * loss[0]), None)  # noqa: E731
-    t_half, t_end = below(0.5), below(0.01)
+    t_half, t_end = fall_steps(steps, loss)
     if t_half is None or t_end is None:
         return {"t_half": float("nan"), "t_end": float("nan"), "fast_fraction": float("nan"),
                 "v_at_half": float("nan"), "w_at_half": float("nan")}

@@ -32,7 +32,7 @@ from ..checks import check_int
 from ..device import device_name, seed_everything
 from ..dynamics import estimate_llc, fit_joint_pca, settled
 from ..modes import by_mode, get_mode
-from ..multistep_gd.analysis import held_out_prompts
+from ..multistep_gd.analysis import fall_steps, held_out_prompts
 from ..multistep_gd.models import LinearSelfAttention, SparseLSA, teacher_forced
 from ..multistep_gd.train import FULL_SETTINGS, SettingConfig, batch_fn, cot_loss
 from ..results import ResultStore, RunOutput, output_root
@@ -52,8 +52,6 @@ BALANCED_INIT = 1e-3     # chapter 2's small balanced start V_31 = −εI, W_13 
 BALANCED_LR = 0.01       # chapter 2's plain-GD step from that start
 COT_LR = 3e-3            # chapter 2's Adam step (cosine schedule) from a random start
 COT_INIT_STD = 0.01      # chapter 2's random start
-TWO_STAGE_HALF = 0.5     # chapter 2's rule: the slow stage ends when the loss is below half its start …
-TWO_STAGE_END = 0.01     # … and the fast stage when it is below 1% of it
 
 
 @dataclass(frozen=True)
@@ -275,18 +273,13 @@ def standard_run(seed: int, cfg: Sizes, progress: bool | None = None) -> dict:
 # --------------------------------------------------------------------------------------------
 # chapter 2: the CoT model from a random start, the sparse model from the balanced start
 
-def fall_steps(steps, loss) -> dict:
-    """Chapter 2's two stages, read off a loss curve: ``"slow stage ends"``, the first step with
-    the loss below :data:`TWO_STAGE_HALF` of its start; ``"fast stage ends"``, below
-    :data:`TWO_STAGE_END` of it (None where it never falls that far) — the rule of
-    :func:`helpers.multistep_gd.analysis.two_stage_times`."""
-    loss = np.asarray(loss, dtype=float)
-    if len(loss) != len(steps) or len(loss) == 0:
-        raise ValueError(f"steps and loss must be non-empty and of equal length; got {len(steps)} and {len(loss)}")
-
-    def below(frac):
-        return next((int(s) for s, v in zip(steps, loss) if v < frac * loss[0]), None)
-    return {"slow stage ends": below(TWO_STAGE_HALF), "fast stage ends": below(TWO_STAGE_END)}
+def stage_phases(steps, loss) -> dict:
+    """Chapter 2's two stages, read off a loss curve by chapter 2's own rule
+    (:func:`helpers.multistep_gd.analysis.fall_steps`): ``"slow stage ends"``, the first step
+    with the loss below half its start; ``"fast stage ends"``, below 1% of it (None where it
+    never falls that far)."""
+    t_half, t_end = fall_steps(steps, loss)
+    return {"slow stage ends": t_half, "fast stage ends": t_end}
 
 
 def gd_run(kind: str, seed: int, cfg: Sizes, setting: SettingConfig = GD_SETTING,
@@ -300,7 +293,7 @@ def gd_run(kind: str, seed: int, cfg: Sizes, setting: SettingConfig = GD_SETTING
 
     Step ``s`` trains on chapter 2's batch ``(seed, s)``. The phase metric is the CoT loss on a
     fixed batch of 2048 prompts (seed ``seed + 1``, as in chapter 2), and the phases its two stages
-    (:func:`fall_steps`). Features: the teacher-forced next iterates ŵ_{j+1} on ``gd_probe``
+    (:func:`stage_phases`). Features: the teacher-forced next iterates ŵ_{j+1} on ``gd_probe``
     held-out prompts, (gd_probe · k · d,) per checkpoint.
     """
     if kind not in ("cot", "balanced"):
@@ -337,23 +330,22 @@ def gd_run(kind: str, seed: int, cfg: Sizes, setting: SettingConfig = GD_SETTING
     batch_at = _sgld_batches(lambda s, stream, i: batch_fn(setting, llc.batch, s)(stream * 1_000_000 + i), seed)
     return {"label": f"seed {seed}", "kind": kind, "seed": seed, **log, "features": torch.stack(features),
             "llc": _llc_at(model, params, cot_loss, batch_at, llc, cfg, seed),
-            "phases": fall_steps(log["step"], log["loss"])}
+            "phases": stage_phases(log["step"], log["loss"])}
 
 
 # --------------------------------------------------------------------------------------------
 # chapter 3: its committed full run
 
-RIDGE_MS = ("8", "16")   # the runs of chapter 3's CPU-scale sweep that go ridge-like and then cross to dMMSE_M
-
-
 def ridge_record() -> dict:
     """Chapter 3's committed full run, read: the joint PCA of its sweep's features (all M), the
-    paths of the runs :data:`RIDGE_MS`, their distances to the two predictors over training
-    (``d_ridge``, ``d_dmmse``), their phases by chapter 3's own metric — ``"ridge-like"``,
-    the first checkpoint closer to ridge than to dMMSE_M (and nearer ridge than half the untrained
-    model's distance), and ``"crosses to dMMSE"``, chapter 3's ``t_cross`` — and the LLC over
-    training (of the run M = ``llc_over_training["M"]``)."""
+    paths of the runs that chapter 3's own summary finds ridge-like first and then crossing to
+    dMMSE_M (``ridge_phase`` and ``crossed``), their distances to the two predictors over training
+    (``d_ridge``, ``d_dmmse``), their phases by chapter 3's own rules — ``"ridge-like"``, the first
+    checkpoint that :func:`helpers.transient_ridge.analysis.ridge_like` accepts, and
+    ``"crosses to dMMSE"``, chapter 3's ``t_cross`` — and the LLC over training (of the run
+    M = ``llc_over_training["M"]``)."""
     from ..transient_ridge import train as ridge_train
+    from ..transient_ridge.analysis import ridge_like
     R = ridge_train.store()
     run = R.read_run()
     m, a = R.load_json("metrics.json"), R.load_arrays("arrays.npz")
@@ -363,15 +355,17 @@ def ridge_record() -> dict:
     pca = fit_joint_pca([feats[:, g] for g in range(feats.shape[1])], PCA_COMPONENTS)
     steps = [int(s) for s in sweep["step"]]
     dr, dd, dz = (np.asarray(sweep[k], dtype=float) for k in ("d_ridge", "d_dmmse", "d_zero_ridge"))
+    several_seeds = len({s["seed"] for s in sweep["summary"]}) > 1
     runs = []
-    for M in RIDGE_MS:
-        g = labels.index(M)
-        like = (dr[:, g] < dd[:, g]) & (dr[:, g] < 0.5 * dz[g])
-        summary = sweep["summary"][g]
-        runs.append({"label": f"M = {M}", "M": M, "step": steps,
+    for g, summary in enumerate(sweep["summary"]):
+        if not (summary["ridge_phase"] and summary["crossed"]):
+            continue
+        like = ridge_like(dr[:, g], dd[:, g], dz[g])
+        name = f"M = {labels[g]}" + (f", seed {summary['seed']}" if several_seeds else "")
+        runs.append({"label": name, "M": labels[g], "step": steps,
                      "d_ridge": dr[:, g].tolist(), "d_dmmse": dd[:, g].tolist(),
                      "path": pca.project(feats[:, g].double()).tolist(),
-                     "phases": {"ridge-like": int(steps[int(np.argmax(like))]) if like.any() else None,
+                     "phases": {"ridge-like": int(steps[int(np.argmax(like))]),
                                 "crosses to dMMSE": summary["t_cross"]}})
     lot = m["llc_over_training"]
     llc = {"M": str(lot["M"]), "step": [int(s) for s in lot["groups"]], "llc": lot["llc"], "llc_std": lot["llc_std"],

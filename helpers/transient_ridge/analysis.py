@@ -242,6 +242,22 @@ def bayes_references(cfg: SweepConfig, pool: TaskPool, ev: EvalSet) -> dict:
 
 
 T_CRIT_BAND = 0.02         # t_crit's range: the steps around the minimum within this fraction of the OOD gap of it
+RIDGE_LIKE_FRACTION = 0.5  # ridge-like also needs Δ(model, ridge) below this fraction of the untrained Δ(0, ridge)
+
+
+def ridge_like(d_ridge, d_dmmse, d_zero_ridge: float | None = None) -> np.ndarray:
+    """Which checkpoints are *ridge-like*: Δ(model, ridge) < Δ(model, dMMSE_M) and, when
+    ``d_zero_ridge`` = Δ(0, ridge) is given, Δ(model, ridge) < ½ Δ(0, ridge) — so that an
+    untrained model predicting ≈ 0 (which ridge's shrinkage makes closer to ridge than to a
+    confident dMMSE_M) does not count. ``d_ridge``, ``d_dmmse``: (n_checkpoints,); returns a
+    boolean array of that shape."""
+    dr, dd = np.asarray(d_ridge, dtype=float), np.asarray(d_dmmse, dtype=float)
+    if dr.shape != dd.shape:
+        raise ValueError(f"d_ridge and d_dmmse must have the same shape; got {dr.shape} and {dd.shape}")
+    near = dr < dd
+    if d_zero_ridge is not None:
+        near &= dr < RIDGE_LIKE_FRACTION * d_zero_ridge
+    return near
 
 
 def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse: float,
@@ -256,11 +272,8 @@ def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse:
     lowest smoothed loss) / gap — a full transient has the first small and the second large;
     ``fell``: the minimum comes after the first checkpoint (the loss fell before anything else —
     an untrained model predicting ≈ 0 can beat a confident dMMSE_M out of distribution);
-    ``ridge_phase``: some checkpoint is *ridge-like* — Δ(model, ridge) < Δ(model, dMMSE_M) and,
-    when ``d_zero_ridge`` = Δ(0, ridge) is given, Δ(model, ridge) < ½ Δ(0, ridge), so that an
-    untrained model predicting ≈ 0 (which ridge's shrinkage makes closer to ridge than to a
-    confident dMMSE_M) does not count; ``crossed``: after the first ridge-like checkpoint, a later
-    one has Δ(model, dMMSE_M) < Δ(model, ridge) (at ``t_cross``).
+    ``ridge_phase``: some checkpoint is *ridge-like* (:func:`ridge_like`); ``crossed``: after the
+    first ridge-like checkpoint, a later one has Δ(model, dMMSE_M) < Δ(model, ridge) (at ``t_cross``).
     """
     steps, raw = np.asarray(steps), np.asarray(ood, dtype=float)
     dr, dd = np.asarray(d_ridge, dtype=float), np.asarray(d_dmmse, dtype=float)
@@ -275,17 +288,14 @@ def transient_summary(steps, ood, d_ridge, d_dmmse, ood_ridge: float, ood_dmmse:
             lo -= 1
         while hi < len(sm) - 1 and sm[hi + 1] <= sm[i] + T_CRIT_BAND * gap:
             hi += 1
-    near = dr < dd
-    if d_zero_ridge is not None:
-        near &= dr < 0.5 * d_zero_ridge
-    ridge_like = np.nonzero(near)[0]
-    crossed = bool(len(ridge_like) and (dd[ridge_like[0]:] < dr[ridge_like[0]:]).any())
+    like = np.nonzero(ridge_like(dr, dd, d_zero_ridge))[0]
+    crossed = bool(len(like) and (dd[like[0]:] < dr[like[0]:]).any())
     return {"t_crit": int(steps[i]), "t_crit_range": [int(steps[lo]), int(steps[hi])], "fell": i > 0,
             "t_crit_raw": int(steps[int(np.argmin(raw))]), "ood_min": float(sm[i]), "ood_final": float(sm[-1]),
             "ood_rise": float((sm[-1] - sm[i]) / gap) if gap > 0 else float("nan"),
             "min_above_ridge": float((sm[i] - ood_ridge) / gap) if gap > 0 else float("nan"),
-            "ridge_phase": bool(len(ridge_like)), "crossed": crossed,
-            "t_cross": int(steps[ridge_like[0]:][np.argmax(dd[ridge_like[0]:] < dr[ridge_like[0]:])]) if crossed
+            "ridge_phase": bool(len(like)), "crossed": crossed,
+            "t_cross": int(steps[like[0]:][np.argmax(dd[like[0]:] < dr[like[0]:])]) if crossed
             else None}
 
 

@@ -91,11 +91,11 @@ class _Sweep:
     def first(self, lab):
         return self.groups[lab][0]
 
-    def ridge_like(self, lab) -> bool:
+    def ends_ridge_like(self, lab) -> bool:
         """Every seed of M ends nearer ridge than dMMSE_M (final Δ)."""
         return all(self.final_dr[g] < self.final_dd[g] for g in self.groups[lab])
 
-    def dmmse_like(self, lab) -> bool:
+    def ends_dmmse_like(self, lab) -> bool:
         return all(self.final_dd[g] < self.final_dr[g] for g in self.groups[lab])
 
 
@@ -187,7 +187,7 @@ def low_M_straight_to_dmmse(m: dict) -> Claim:
 
 def task_diversity_threshold(m: dict) -> Claim:
     sw = _Sweep(m)
-    ridge = [lab for lab in sw.finite if sw.ridge_like(lab)]
+    ridge = [lab for lab in sw.finite if sw.ends_ridge_like(lab)]
     upward = bool(ridge) and sw.finite[sw.finite.index(ridge[0]):] == ridge
     return Claim(
         "task_diversity_threshold", "Fully trained models match dMMSE_M at low M and ridge above a task-diversity "
@@ -197,7 +197,7 @@ def task_diversity_threshold(m: dict) -> Claim:
         {"final: closer to (each seed)": {lab: ["ridge" if sw.final_dr[g] < sw.final_dd[g] else "dMMSE_M"
                                                 for g in sw.groups[lab]] for lab in sw.finite},
          "threshold (smallest M from which every M ends ridge-like)": ridge[0] if upward else None},
-        upward and sw.dmmse_like(sw.finite[0]) and len(ridge) < len(sw.finite),
+        upward and sw.ends_dmmse_like(sw.finite[0]) and len(ridge) < len(sw.finite),
         "every seed ends nearer dMMSE_M (final Δ) at the smallest M and nearer ridge at the largest finite M, with "
         "one threshold between: every M above the first all-ridge-like M is all-ridge-like too")
 
@@ -332,7 +332,7 @@ def llc_high_M_converges(m: dict) -> Claim | None:
     if llc is None or "∞" not in llc:
         return None
     sw = _Sweep(m)
-    high = [lab for lab in sw.finite if sw.ridge_like(lab)]
+    high = [lab for lab in sw.finite if sw.ends_ridge_like(lab)]
     rel = {lab: (llc[lab] - llc["∞"]) / abs(llc["∞"]) for lab in high}
     return Claim(
         "llc_high_M_converges", "The LLCs of the ridge-like (high-M) final models match the M = ∞ model's",
@@ -357,7 +357,7 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
     if llc is None or "∞" not in llc:
         return None
     sw = _Sweep(m)
-    low = [lab for lab in sw.finite if sw.dmmse_like(lab)]
+    low = [lab for lab in sw.finite if sw.ends_dmmse_like(lab)]
     cross = next((lab for lab in low if llc[lab] > llc["∞"]), None)
     upto = low[:low.index(cross) + 1] if cross else low
     seq = [llc[lab] for lab in upto]
@@ -389,7 +389,7 @@ def llc_plateau(m: dict) -> Claim | None:
     if llc is None:
         return None
     sw = _Sweep(m)
-    high = [lab for lab in sw.finite if sw.dmmse_like(lab) and int(lab) >= LLC_PLATEAU_M]
+    high = [lab for lab in sw.finite if sw.ends_dmmse_like(lab) and int(lab) >= LLC_PLATEAU_M]
     vals = [llc[lab] for lab in high]
     spread = (max(vals) - min(vals)) / float(np.mean(vals)) if len(vals) >= 2 else math.nan
     return Claim(

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import WIDTH, log_ticks
+from .analysis import ridge_like
 
 
 def m_colours(n: int):
@@ -89,8 +90,8 @@ def ood_over_training(ax, sweep: dict):
 def distances(ax, steps, d_ridge, d_dmmse, *, colour_ridge="C0", colour_dmmse="C1", name: str = "",
               d_zero_ridge: float | None = None, t_cross=None):
     """Δ(model, ridge) (solid) and Δ(model, dMMSE_M) (dashed when ``name`` is given) of one run over
-    training. With ``d_zero_ridge`` the ridge-like checkpoints (Δ to ridge below Δ to dMMSE_M and
-    below ½ Δ(0, ridge), as in :func:`~.analysis.transient_summary`) are shaded; ``t_cross`` marks
+    training. With ``d_zero_ridge`` the ridge-like checkpoints (:func:`~.analysis.ridge_like`) are
+    shaded; ``t_cross`` marks
     the crossing. ``d_dmmse=None`` (M = ∞, where dMMSE_M is ridge) draws Δ to ridge only."""
     x = np.maximum(np.asarray(steps), 1)
     prefix = f"{name}: " if name else ""
@@ -100,9 +101,8 @@ def distances(ax, steps, d_ridge, d_dmmse, *, colour_ridge="C0", colour_dmmse="C
         dd = np.asarray(d_dmmse)
         ax.plot(x, dd, color=colour_dmmse, ls="--" if name else "-", label=f"{prefix}Δ to dMMSE_M")
         if d_zero_ridge is not None:
-            ridge_like = (dr < dd) & (dr < 0.5 * d_zero_ridge)
-            ax.fill_between(x, 0, 1, where=ridge_like, transform=ax.get_xaxis_transform(), color=colour_ridge,
-                            alpha=0.08)
+            ax.fill_between(x, 0, 1, where=ridge_like(dr, dd, d_zero_ridge), transform=ax.get_xaxis_transform(),
+                            color=colour_ridge, alpha=0.08)
     if t_cross:
         ax.axvline(t_cross, color="k", lw=0.8, ls="--")
     ax.set(xscale="log", yscale="log")
