@@ -374,7 +374,7 @@ FLIPS = {
     "llc_calibrated": _set(["llc_over_training", "settled", 0], False),        # one chain did not settle
     "llc_matches_devinterp": _set(["llc_crosscheck", "devinterp"], 20.0),     # devinterp says twice as much
     "grouped_speedup": _set(["timing", "speedup"], 2.0),
-    "curriculum_reaches_ridge": _set(["curriculum", "ood", -1, 1], 2.0),      # curriculum ends at twice the OOD loss
+    "curriculum_matches_fixed_M": _set(["curriculum", "ood", -1, 1], 2.0),      # curriculum ends at twice the OOD loss
 }
 
 

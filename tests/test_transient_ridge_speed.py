@@ -126,7 +126,7 @@ def test_a_run_cut_short_leaves_complete_results(tmp_path):
     m = store.load_json("metrics.json")
     assert m["sweep"]["step"][-1] == record["steps_done"] and "curriculum" not in m
     ids = [c.id for c in store.load_claims().claims]
-    assert "transient_ridge" in ids and "curriculum_reaches_ridge" not in ids
+    assert "transient_ridge" in ids and "curriculum_matches_fixed_M" not in ids
     assert run.extra == record
     with pytest.raises(ValueError, match="max_minutes"):
         train.full_run("smoke", progress=False, max_minutes=0)
