@@ -400,11 +400,13 @@ def planted_metrics():
                        "stages": {"t_half": 700.0, "t_end": 780.0, "fast_fraction": 0.11, "v_at_half": 0.6,
                                   "w_at_half": 0.9}, "sign_flip": 10.0},
         "generalisation_n": {"n": [40, 80, 160], "model_median": [0.01, 0.01, 0.0105], "gd_median": [0.01] * 3,
-                             "no_cot_median": [2.0] * 3},
+                             "no_cot_median": [2.0] * 3, "model_mean": [0.02] * 3, "gd_mean": [0.02] * 3,
+                             "no_cot_mean": [2.5] * 3},
         # κ = 50, 100 are off GD and far from w*, but only κ <= 10 counts
         "generalisation_kappa": {"kappa": [1, 2, 5, 10, 20, 50, 100],
                                  "model_median": [0.01, 0.01, 0.01, 0.01, 0.01, 3.0, 3.0], "gd_median": [0.01] * 7,
-                                 "no_cot_median": [2.0] * 7},
+                                 "no_cot_median": [2.0] * 7, "model_mean": [0.02] * 5 + [4.0] * 2,
+                                 "gd_mean": [0.02] * 7, "no_cot_mean": [2.5] * 7},
     }
 
 
@@ -457,6 +459,17 @@ def test_each_claim_flips_alone(claim_id):
     assert flipped == [claim_id]
 
 
+@pytest.mark.parametrize("key", ["generalisation_n", "generalisation_kappa"])
+def test_generalisation_needs_the_mean_too(key):
+    metrics = planted_metrics()
+    errors = metrics[key]
+    # the mean alone: model and GD stay together, but only 10× below the no-CoT mean (as at n = 4d in the full run)
+    errors["model_mean"][0] = errors["gd_mean"][0] = 0.25
+    failed = {c.id: c.why for c in claims.evaluate(metrics) if not c.holds}
+    cid = "generalises_to_other_n" if key == "generalisation_n" else "generalises_to_covariances"
+    assert list(failed) == [cid] and failed[cid].startswith("mean less than 100× below the no-CoT mean")
+
+
 def test_claims_read_missing_and_non_finite_metrics_clearly():
     metrics = planted_metrics()
     del metrics["settings"][0]["recovery"]
@@ -477,7 +490,9 @@ def test_demo_check_is_looser_than_the_claim_only_for_large_n():
     kw = dict(ns=[claims.DEMO_LARGE_N, 2 * claims.DEMO_LARGE_N], gd_median=[1.0, 1.0])
     assert claims.DEMO_MIN_COT_GAIN < claims.MIN_COT_GAIN
     assert claims.generalises_to_other_n_demo(model_median=[1.05, 1.3], **kw)
-    assert not claims.generalises_to_other_n(n_train=20, model_median=[1.05, 1.3], no_cot_median=[1e3] * 2, **kw).holds
+    errors = dict(model_median=[1.05, 1.3], gd_median=[1.0, 1.0], no_cot_median=[1e3] * 2,
+                  model_mean=[1.0, 1.0], gd_mean=[1.0, 1.0], no_cot_mean=[1e3] * 2)
+    assert not claims.generalises_to_other_n(n_train=20, ns=kw["ns"], errors=errors).holds
     assert not claims.generalises_to_other_n_demo(model_median=[1.2, 1.0], **kw)
     assert not claims.generalises_to_other_n_demo(model_median=[1.0, 1.6], **kw)
 

@@ -27,6 +27,7 @@ from helpers.tree_cot.data import (
     BOS,
     BWD,
     EDGE,
+    FILTER_SORT_TASKS,
     FWD,
     ROOT,
     TASKS,
@@ -38,6 +39,7 @@ from helpers.tree_cot.data import (
     distractor_edges,
     encode,
     filter_sort_encode,
+    filter_sort_prompt,
     filter_sort_sample,
     filter_sort_sequence,
     forward_path,
@@ -458,6 +460,29 @@ def test_filter_sort_format_by_hand():
     assert tgt[5:13] == [5, 3, 0, 8, 0, 3, 5, 8] and key[5] == 1  # the item holding 5
     enc = filter_sort_encode([ex], 8, "direct")
     assert enc.targets[0][enc.targets[0] >= 0].tolist() == [0, 3, 5, 8]
+    # the control: direct, but every answer token carries the query colour, as the CoT's filter tokens do
+    assert filter_sort_target(ex, 8, "tagged") == [0, 3, 5, 8]
+    toks, tgt, *_ = filter_sort_sequence(ex, 8, "tagged")
+    assert toks[5:] == [(8, 1, ROOT), (0, 1, FWD), (3, 1, FWD), (5, 1, FWD)] and tgt[5:9] == [0, 3, 5, 8]
+    assert filter_sort_sequence(ex, 8, "direct")[0][6:] == [(0, 9, FWD), (3, 9, FWD), (5, 9, FWD)]
+
+
+def test_filter_sort_decoder_writes_only_values_and_the_formats_colour(monkeypatch):
+    from helpers.tree_cot import analysis
+    ex = FilterSortExample(values=(5, 1, 3, 0), colours=(1, 0, 1, 1), target=1)
+    real_loop = analysis.greedy_loop
+    for task in FILTER_SORT_TASKS:
+        target, seen = filter_sort_target(ex, 8, task), []
+
+        def oracle(model, live, vocab, device):   # a perfect model: the target's next value
+            seen.append(list(live[0]))
+            return [target[len(seen) - 1]]
+        monkeypatch.setattr(analysis, "greedy_loop",
+                            lambda *a, **k: real_loop(*a, **k, predict=oracle))  # noqa: B023
+        assert analysis.filter_sort_decode(torch.nn.Linear(1, 1), [ex], 8, task) == [target]
+        written = seen[-1][len(filter_sort_prompt(ex, 8)):]
+        colour = {"cot": [1, 1, 1, 9, 9, 9, 9], "direct": [9, 9, 9], "tagged": [1, 1, 1]}[task]
+        assert [b for _, b, _ in written] == colour, (task, written)
 
 
 @settings(max_examples=30, deadline=None)
@@ -583,8 +608,13 @@ def planted_metrics() -> dict:
     def direct_depth():
         return {"depth": {"1": 0.9, "10": 0.3}}
 
+    # teacher-forced accuracies: descending solved at 600, when climbing is a quarter of its way
+    curves = {"step": [0, 600, 1200, 2400, 3000], "forward": [0.1, 0.99, 1.0, 1.0, 1.0],
+              "switch": [0.0, 0.5, 0.99, 1.0, 1.0], "backward": [0.2, 0.4, 0.7, 0.99, 1.0]}
+
     def broken(seed, roles, phases):
-        return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0}, "log": {"roles": [roles]}, "phases": phases}
+        return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0}, "log": {"roles": [roles], **curves},
+                "phases": phases}
 
     phases = {"climb": 2400, "switch": 1200, "descend": 600, "division": 3000,
               "order": ["descend", "switch", "climb", "division"]}
@@ -594,7 +624,7 @@ def planted_metrics() -> dict:
         "sizes": {"test": 2000, "robust_n": 1000, "fs_test": 2000, "theory_steps": {"backward": 2000, "forward": 6000}},
         "theory": {
             "backward": {"runs": [{"final": {"exact": 1.0}, "log": {"h": [{"diag": 8.0, "offdiag_max": 0.5}]}}]},
-            "forward": {"runs": [{"final": {"exact": 1.0, "switch": 1.0}, "log": {"head_difference": [0.0]},
+            "forward": {"runs": [{"final": {"exact": 1.0, "switch": 1.0}, "log": {"head_difference": [0.0], **curves},
                                   "phases": phases}]},
             "forward_broken": {"init_std": 0.1, "runs": [broken(1, [[0.9, 0.1], [0.1, 0.9]], phases),
                                                          broken(2, [[0.2, 0.95], [0.85, 0.05]], phases)]},
@@ -608,7 +638,8 @@ def planted_metrics() -> dict:
         "robustness": {"standard_cot": {"0": robust(), "1": robust()},
                        "standard_direct": {"0": direct_depth(), "1": direct_depth()},
                        "theory_backward": {"0": robust()}, "theory_forward": {"0": robust()}},
-        "filter_sort": {"cot": {"exact": [0.0, 0.99]}, "direct": {"exact": [0.0, 0.1]}},
+        "filter_sort": {"cot": {"exact": [0.0, 0.99]}, "direct": {"exact": [0.0, 0.1]},
+                        "tagged": {"exact": [0.0, 0.2]}},
     }
 
 
@@ -672,6 +703,22 @@ def test_claims_read_int_and_string_depth_keys_alike():
     as_ints = _set(m, "standard/direct", {1: {"runs": [{"final": {"by_depth": {1: 0.95, 3: 0.4, 5: 0.2}}}] * 2}})
     a, b = claims.evaluate(m), claims.evaluate(as_ints)
     assert [c.holds for c in a] == [c.holds for c in b]
+
+
+def test_phases_must_follow_one_another():
+    # climbing already 70% of its way when descending is solved: learned together, not in phases
+    m = _set(planted_metrics(), "theory/forward_broken/runs/1/log/backward", [0.2, 0.75, 0.8, 0.99, 1.0])
+    failed = {c.id: c.why for c in claims.evaluate(m) if not c.holds}
+    assert list(failed) == ["theory_forward_phases"] and "70% of its way" in failed["theory_forward_phases"]
+
+
+def test_filter_sort_needs_the_tagged_control_to_fail_too():
+    m = _set(planted_metrics(), "filter_sort/tagged/exact/1", 0.97)   # the colour alone is enough
+    failed = {c.id: c.why for c in claims.evaluate(m) if not c.holds}
+    assert list(failed) == ["filter_sort_cot"] and "query colour" in failed["filter_sort_cot"]
+    old = planted_metrics()
+    del old["filter_sort"]["tagged"]                                   # a run from before the control
+    assert {c.id: c.holds for c in claims.evaluate(old)}["filter_sort_cot"]
 
 
 def test_filter_sort_demo_check_is_looser_than_the_claim():

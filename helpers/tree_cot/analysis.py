@@ -393,7 +393,7 @@ def phases(log: dict, threshold: float = PHASE_SOLVED_ACCURACY, strength: float 
     climbing (``"climb"``), the stage switch at the root (``"switch"``) and descending
     (``"descend"``), and at which the heads' division of labour reaches ``strength``
     (``"division"``, :func:`role_assignment`); None where it never happens. ``"order"`` lists the
-    parts that happen, by step (ties share a step)."""
+    parts that happen, by step (ties share a step); ``"last_progress"`` is :func:`last_part_progress`."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1]; got {threshold}")
     if not 0 < strength <= 1:
@@ -403,16 +403,33 @@ def phases(log: dict, threshold: float = PHASE_SOLVED_ACCURACY, strength: float 
     def first(values, ok):
         return next((s for s, v in zip(steps, values) if v is not None and ok(v)), None)
 
-    out = {"climb": first(log["backward"], lambda v: v >= threshold),
-           "switch": first(log["switch"], lambda v: v >= threshold),
-           "descend": first(log["forward"], lambda v: v >= threshold)}
+    out = {part: first(log[key], lambda v: v >= threshold) for part, key in PHASE_CURVES.items()}
     if log.get("roles") and np.asarray(log["roles"][-1]).shape[0] >= 2:   # a model whose heads have roles
         out["division"] = first([role_assignment(r)["strength"] for r in log["roles"]], lambda v: v >= strength)
     else:
         out["division"] = None
     happened = sorted((v, k) for k, v in out.items() if v is not None)
     out["order"] = [k for _, k in happened]
+    out["last_progress"] = last_part_progress(log, out, threshold)
     return out
+
+
+PHASE_CURVES = {"climb": "backward", "switch": "switch", "descend": "forward"}   # part → its accuracy in the log
+
+
+def last_part_progress(log: dict, phases: dict, threshold: float = PHASE_SOLVED_ACCURACY) -> float | None:
+    """How far the part learned last had come when the part learned first was solved: its
+    teacher-forced accuracy at that step, as a fraction of the way from its first logged value to
+    ``threshold`` (0: not started, 1: solved too). Small values mean the parts are learned one after
+    the other rather than together. ``phases``: :func:`phases` of the same ``log``; None where a
+    part is never solved."""
+    at = {k: phases[k] for k in PHASE_CURVES}
+    if None in at.values():
+        return None
+    first, last = min(at, key=at.get), max(at, key=at.get)
+    curve = log[PHASE_CURVES[last]]
+    a0, a = curve[0], curve[log["step"].index(at[first])]
+    return float((a - a0) / (threshold - a0)) if threshold > a0 else 1.0
 
 
 def random_child_baseline(examples: list[Example]) -> dict[int, float]:
@@ -446,7 +463,9 @@ def filter_sort_target(ex: FilterSortExample, vocab: int, task: str) -> list[int
 
 @torch.no_grad()
 def filter_sort_decode(model, examples: list[FilterSortExample], vocab: int, task: str) -> list[list[int]]:
-    """Greedy generation with the format's rules (END closes a stage; the STAGE token is supplied)."""
+    """Greedy generation with the format's rules: END closes a stage, the STAGE token is supplied,
+    and the query colour c* is written into the tokens whose format carries it (the CoT's filter
+    stage, every ``"tagged"`` token) — only the values and END are the model's predictions."""
     check_filter_sort_task(task)
     if not examples:
         raise ValueError("examples must be a non-empty list")
@@ -461,7 +480,8 @@ def filter_sort_decode(model, examples: list[FilterSortExample], vocab: int, tas
                 seqs[i].append((EMPTY, EMPTY, FWD))
                 return True
             return False
-        seqs[i].append((v, examples[i].target if stage[i] == BWD else EMPTY, stage[i]))
+        carries_colour = stage[i] == BWD or task == "tagged"   # the format writes c* into these tokens
+        seqs[i].append((v, examples[i].target if carries_colour else EMPTY, stage[i]))
         return True
 
     return greedy_loop(model, seqs, vocab, 2 * max(len(ex.values) for ex in examples) + 4,

@@ -643,9 +643,13 @@ def perfect_batch(k: int, m: int, vocab: int, batch: int, rng: np.random.Generat
 # - ``"direct"``: the model writes the ascending answer straight after the query token (tokens
 #   ``(x, ·, FWD)``). After its first output, the token it reads no longer says which colour is
 #   wanted: a one-layer model would have to fetch ``c*`` and use it in the same attention step.
+# - ``"tagged"``: the control for the CoT format's one extra piece of information. Like
+#   ``"direct"``, but each answer token carries the query colour as the CoT's filter tokens do
+#   (tokens ``(x, c*, FWD)``; the decoder writes ``c*``, as it does in the filter stage): "the
+#   smallest value of my colour above the one I just wrote" — one lookup, with no intermediate stage.
 #
 
-FILTER_SORT_TASKS = ("cot", "direct")
+FILTER_SORT_TASKS = ("cot", "direct", "tagged")
 
 
 @dataclass(frozen=True)
@@ -719,8 +723,8 @@ def filter_sort_sequence(ex: FilterSortExample, vocab: int, task: str):
         marks[len(toks) - 1] = (END, 0, -1)
         toks.append((EMPTY, EMPTY, FWD))
     for v in ex.answer:
-        marks[len(toks) - 1] = (v, 1, listed.get(v, -1))
-        toks.append((v, EMPTY, FWD))
+        marks[len(toks) - 1] = (v, 1, listed.get(v, item_pos[v] if task == "tagged" else -1))
+        toks.append((v, ex.target if task == "tagged" else EMPTY, FWD))
     marks[len(toks) - 1] = (END, 1, -1)
     cols = [[marks.get(i, (-1, -1, -1))[j] for i in range(len(toks))] for j in range(3)]
     none = [-1] * len(toks)

@@ -362,7 +362,8 @@ def filter_sort_test(n: int, seed: int = 4242) -> list[FilterSortExample]:
 def train_filter_sort(task: str, *, steps: int, batch: int = 128, test: list | None = None, d_model: int = 64,
                       n_heads: int = 2, n_layers: int = 1, lr: float = 2e-3, n_checkpoints: int = 10, seed: int = 0,
                       progress: bool | None = None):
-    """The standard transformer on filter → sort, with the filter stage (``"cot"``) or without (``"direct"``).
+    """The standard transformer on filter → sort, with the filter stage (``"cot"``), without
+    (``"direct"``), or without but with the query colour in every answer token (``"tagged"``).
 
     Returns ``(model, log)`` with exact accuracy (overall and by number of kept items) at checkpoints.
     Initialisation as :func:`train_transformer`; step ``s`` trains on
