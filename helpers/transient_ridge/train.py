@@ -488,7 +488,7 @@ FULL = GPU   # the chapter's full run is the GPU configuration; ``scale="cpu"`` 
 def sizes(mode: str | None = None, scale: str | None = None) -> Sizes:
     """The chapter's sizes for ``mode`` (default: the current mode) and ``scale``: ``"gpu"`` (the
     paper's task, for one GPU; the default for full mode) or ``"cpu"`` (D = 4, K = 8, one seed, for
-    a 2-core CPU in about 40 minutes). Default mode = full mode: the pages load the full run's
+    a 2-core CPU in about 80 minutes). Default mode = full mode: the pages load the full run's
     results rather than train at a smaller scale. Smoke mode with ``scale="gpu"``: the GPU
     configuration's shape at smoke size."""
     if scale is not None and scale not in SCALES:

@@ -236,8 +236,8 @@ def standard_direct_fails_with_depth(direct_by_depth: Sequence[Mapping], cot_by_
         measured["direct / chance at the deepest depth, per seed"] = [round(di[deep] / base[deep], 2) for di in d]
     return Claim(
         "standard_direct_fails_with_depth",
-        "The same model trained to emit root → goal directly (no chain of thought) fails beyond shallow depths, "
-        "for every seed",
+        "The same model trained to emit root → goal directly (no chain of thought) degrades with depth, to at "
+        "most half the chain-of-thought model's accuracy at the deepest test depth, for every seed",
         ABSTRACT_SHALLOW + "; Bachmann & Nagarajan 2024 and Brinkmann et al. 2024 on direct path-finding",
         measured, all(ok),
         f"for every seed, at the deepest test depth ({deep}) direct accuracy is at most {MAX_DIRECT_RATIO:g} × the "
@@ -292,8 +292,9 @@ def robust(name: str, results: Mapping[Any, Mapping[str, Mapping]], n: int) -> C
         for axis, vals in r.items():
             worst[axis] = min(worst.get(axis, 1.0), min(vals.values()))
     return Claim(
-        f"robust[{name}]", f"The {name.replace('_', ' ')} model keeps its accuracy on deeper, bushier, larger trees "
-        "than in training and with distractor edges" + (", for every seed" if len(results) > 1 else ""),
+        f"robust[{name}]", f"The {name.replace('_', ' ')} model keeps its accuracy on trees of other depths, "
+        "branchings and sizes than in training, and with distractor edges"
+        + (", for every seed" if len(results) > 1 else ""),
         f"relates to {PAPER}'s generalisation to unseen trees; the book's robustness experiment",
         {"worst exact-path accuracy per axis" + (" (over seeds)" if len(results) > 1 else ""): worst,
          "trees per value": n, "seeds": len(results)},
