@@ -203,7 +203,7 @@ SIZES = {
                    layers=(1, 2), fs_steps=20, fs_test=64),
     "default": Sizes(theory_backward_steps=800, theory_forward_steps=3000, batch=256, test=1000, n_checkpoints=20,
                      broken_seeds=(1,), cot_steps=400, direct_steps=1200, std_batch=128, std_seeds=(0,),
-                     robust_n=500, layers=(1,), fs_steps=1200, fs_test=1000),
+                     robust_n=300, layers=(1,), fs_steps=800, fs_test=1000),
     "full": Sizes(theory_backward_steps=2000, theory_forward_steps=4000, batch=256, test=2000, n_checkpoints=20,
                   broken_seeds=(1, 2, 3, 4, 5), cot_steps=1000, direct_steps=1500, std_batch=128,
                   std_seeds=(0, 1, 2, 3, 4), robust_n=500, layers=(1, 2, 4), fs_steps=2000, fs_test=2000),
