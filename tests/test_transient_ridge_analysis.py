@@ -396,6 +396,14 @@ def test_planted_metrics_flip_each_claim_alone(smoke_store):
         assert flipped == [cid], f"perturbing {cid} flipped {flipped}"
 
 
+def test_dmmse_must_approach_ridge_steadily(smoke_store):
+    m = _planted_metrics(smoke_store.load_json("metrics.json"))
+    # the ends as before (0.1 < 0.25 × 1.0), but Δ rises from M = 2 to M = 64: not tending to ridge with M
+    m["sweep"]["d_bayes"][1:7] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    c = {c.id: c for c in claims.evaluate(m)}["dmmse_tends_to_ridge"]
+    assert not c.holds and c.measured["Spearman(M, Δ)"] > -claims.DMMSE_TO_RIDGE_MIN_SPEARMAN and "Spearman" in c.why
+
+
 def test_claims_need_every_seed_and_enough_evidence(smoke_store):
     base = _planted_metrics(smoke_store.load_json("metrics.json"))
     m = copy.deepcopy(base)
