@@ -94,14 +94,19 @@ class _Sweep:
     def first(self, lab):
         return self.groups[lab][0]
 
+    def ends_near(self, g: int, predictor: str) -> bool:
+        """Group ``g``'s final model behaviourally approximates ``predictor`` (``"ridge"`` or
+        ``"dMMSE_M"``): its final Δ to it at most :data:`APPROX_GAP_FRACTION` of the Bayes gap."""
+        final = self.final_dr if predictor == "ridge" else self.final_dd
+        return final[g] <= APPROX_GAP_FRACTION * self.gap
+
     def ends_ridge_like(self, lab) -> bool:
-        """Every seed of M ends behaviourally approximating ridge: final Δ to ridge at most
-        :data:`APPROX_GAP_FRACTION` of the Bayes gap."""
-        return all(self.final_dr[g] <= APPROX_GAP_FRACTION * self.gap for g in self.groups[lab])
+        """Every seed of M ends on ridge (:meth:`ends_near`)."""
+        return all(self.ends_near(g, "ridge") for g in self.groups[lab])
 
     def ends_dmmse_like(self, lab) -> bool:
-        """Every seed of M ends behaviourally approximating dMMSE_M (the same mark)."""
-        return all(self.final_dd[g] <= APPROX_GAP_FRACTION * self.gap for g in self.groups[lab])
+        """Every seed of M ends on dMMSE_M (:meth:`ends_near`)."""
+        return all(self.ends_near(g, "dMMSE_M") for g in self.groups[lab])
 
 
 def transient_kind(s: dict) -> str:
@@ -208,8 +213,7 @@ def task_diversity_threshold(m: dict) -> Claim:
     nearest = min(sw.finite, key=lambda lab: sw.final_dr[sw.first(lab)])
 
     def ends(g):
-        return ("ridge" if sw.final_dr[g] <= APPROX_GAP_FRACTION * sw.gap
-                else "dMMSE_M" if sw.final_dd[g] <= APPROX_GAP_FRACTION * sw.gap else "neither")
+        return next((p for p in ("ridge", "dMMSE_M") if sw.ends_near(g, p)), "neither")
     return Claim(
         "task_diversity_threshold", "Fully trained models match dMMSE_M at low M and ridge above a task-diversity "
         "threshold", "§4.3: \"at low task diversity (in our case M ≤ 128), fully-trained transformers behaviorally "
@@ -237,8 +241,7 @@ def infinite_M_learns_ridge(m: dict) -> Claim | None:
     sw = _Sweep(m)
     if "∞" not in sw.Ms:
         return None
-    gap = sw.sw["d_bayes"][sw.first(sw.finite[0])]
-    fr = [sw.final_dr[g] / gap for g in sw.groups["∞"]]
+    fr = [sw.final_dr[g] / sw.gap for g in sw.groups["∞"]]
     return Claim(
         "infinite_M_learns_ridge", "With a fresh task per sequence (M = ∞) the model learns ridge",
         "§4.3: above the threshold models \"converge to a point that behaviorally approximates ridge\"",

@@ -361,6 +361,9 @@ def evaluate(metrics: Mapping[str, Any]) -> list[Claim]:
     """The chapter's claims from a full run's metrics (as returned by ``full_run`` or read from metrics.json)."""
     from .analysis import last_part_progress, role_assignment  # analysis imports this module's pass marks
 
+    def phase_record(name: str, run: dict) -> dict:   # progress from the stored log, for runs that predate it
+        return {"run": name, **run["phases"], "last_progress": last_part_progress(run["log"], run["phases"])}
+
     sizes = metrics["sizes"]
     theory, std = metrics["theory"], metrics["standard"]
     back, fwd = theory["backward"]["runs"][0], theory["forward"]["runs"][0]
@@ -375,10 +378,7 @@ def evaluate(metrics: Mapping[str, Any]) -> list[Claim]:
         zero_init_heads_identical(fwd["log"]["head_difference"][-1], fwd["final"]["exact"]),
         theory_forward_heads_specialise(assignments, [r["final"]["exact"] for r in broken],
                                         theory["forward_broken"]["init_std"]),
-        theory_forward_phases([{"run": "zero init", **fwd["phases"],
-                                "last_progress": last_part_progress(fwd["log"], fwd["phases"])}]
-                              + [{"run": f"seed {r['seed']}", **r["phases"],
-                                  "last_progress": last_part_progress(r["log"], r["phases"])} for r in broken],
+        theory_forward_phases([phase_record("zero init", fwd)] + [phase_record(f"seed {r['seed']}", r) for r in broken],
                               sizes["theory_steps"]["forward"]),
         standard_cot_solves_forward([r["final"]["exact"] for r in cot], [r["final"]["by_depth"] for r in cot],
                                     sizes["test"]),
