@@ -1,4 +1,5 @@
 import math
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -113,6 +114,32 @@ def test_on_checkpoint_sees_the_model_after_that_many_steps():
         opt.step()
         if step + 1 in seen:
             assert torch.equal(seen[step + 1], reference.weight)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="prefetching needs fork")
+def test_prefetched_batches_are_the_same_batches():
+    """Drawn ahead in a worker process, the batches (tensors, NumPy arrays, plain values) arrive
+    whole and in order: the same weights and the same log as drawing them in the loop."""
+    _, batch_fn, loss_fn = regression_problem()
+    seen = {0: [], 3: []}
+
+    def rich_batch(step):
+        x, y = batch_fn(step)
+        return {"xy": (x, y), "step": step, "array": np.arange(step, step + 3)}
+
+    def make_loss(log):
+        def rich_loss(model, batch):
+            log.append((batch["step"], batch["array"].tolist()))
+            return loss_fn(model, batch["xy"])
+        return rich_loss
+
+    models = {}
+    for depth in seen:
+        models[depth] = fresh_model()
+        train(models[depth], make_loss(seen[depth]), rich_batch, steps=25,
+              optimizer=torch.optim.Adam(models[depth].parameters(), lr=0.05), prefetch=depth, progress=False)
+    assert seen[3] == seen[0] == [(s, [s, s + 1, s + 2]) for s in range(25)]
+    assert torch.equal(models[0].weight, models[3].weight)
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):

@@ -29,6 +29,7 @@ from helpers.tree_cot.data import (
     EDGE,
     FILTER_SORT_TASKS,
     FWD,
+    PAD,
     ROOT,
     TASKS,
     FilterSortExample,
@@ -465,6 +466,24 @@ def test_filter_sort_format_by_hand():
     toks, tgt, *_ = filter_sort_sequence(ex, 8, "tagged")
     assert toks[5:] == [(8, 1, ROOT), (0, 1, FWD), (3, 1, FWD), (5, 1, FWD)] and tgt[5:9] == [0, 3, 5, 8]
     assert filter_sort_sequence(ex, 8, "direct")[0][6:] == [(0, 9, FWD), (3, 9, FWD), (5, 9, FWD)]
+
+
+@pytest.mark.parametrize("task", ["cot", "direct", "tagged"])
+def test_filter_sort_encode_matches_one_sequence_at_a_time(task):
+    """The batched encoder against :func:`filter_sort_sequence` per instance, padded by hand:
+    mixed item counts (one to all values), several colours, instances that keep one or every item."""
+    for seed, (V, n_items, colours) in enumerate([(32, (4, 12), 2), (20, (1, 20), 5), (8, (1, 3), 3)] * 4):
+        exs = filter_sort_sample(1 + 7 * seed, V, seed, n_items=n_items, colours=colours)
+        enc = filter_sort_encode(exs, V, task)
+        T = max(len(filter_sort_sequence(ex, V, task)[0]) for ex in exs)
+        assert enc.tokens.shape == (len(exs), T, 3) and enc.task == task and enc.vocab == V
+        assert enc.depth.tolist() == [len(ex.kept) for ex in exs]
+        for i, ex in enumerate(exs):
+            toks, *cols = filter_sort_sequence(ex, V, task)
+            pad = T - len(toks)
+            assert enc.tokens[i].tolist() == [list(t) for t in toks] + [[V + 1, V + 1, PAD]] * pad
+            for name, col in zip(("targets", "stage", "next_stage", "key", "marker"), cols):
+                assert getattr(enc, name)[i].tolist() == list(col) + [-1] * pad, (name, i)
 
 
 def test_filter_sort_decoder_writes_only_values_and_the_formats_colour(monkeypatch):

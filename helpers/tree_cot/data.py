@@ -732,9 +732,67 @@ def filter_sort_sequence(ex: FilterSortExample, vocab: int, task: str):
 
 
 def filter_sort_encode(examples: list[FilterSortExample], vocab: int, task: str) -> Encoded:
-    """Encode and pad filter → sort instances (``depth`` holds the number of kept items)."""
+    """Encode and pad filter → sort instances (``depth`` holds the number of kept items).
+
+    The same batch as :func:`filter_sort_sequence` for each instance, padded, but built as arrays
+    for the whole batch (a loop over item slots, not instances: ~0.5 ms for 128 instances, where
+    one sequence at a time takes ~5 ms). With ``n`` items and ``n_kept`` kept ones, the query token
+    sits at ``q = n + 1``; the CoT's filter stage fills ``q + 1 … q + n_kept``, its STAGE token
+    ``q + n_kept + 1``; the answer follows the query (``"direct"``, ``"tagged"``) or the STAGE token.
+    """
     check_filter_sort_task(task)
     if not examples:
         raise ValueError("examples must be a non-empty list")
-    rows = [filter_sort_sequence(ex, vocab, task) for ex in examples]
-    return _pad(rows, [len(ex.kept) for ex in examples], vocab, task)
+    END, EMPTY = vocab, vocab + 1
+    B = len(examples)
+    n = np.array([len(ex.values) for ex in examples])
+    K = int(n.max())
+    vals = np.zeros((B, K), dtype=np.int64)
+    cols = np.full((B, K), -1, dtype=np.int64)  # -1 in unused slots: never the query colour
+    for i, ex in enumerate(examples):
+        vals[i, :n[i]] = ex.values
+        cols[i, :n[i]] = ex.colours
+    target = np.array([ex.target for ex in examples], dtype=np.int64)
+    keep = cols == target[:, None]
+    n_kept = keep.sum(axis=1)
+    asc = np.argsort(np.where(keep, vals, vocab), axis=1, kind="stable")  # item slots, kept values ascending first
+    cot, tagged = task == "cot", task == "tagged"
+    q = n + 1
+    length = q + 2 + 2 * n_kept if cot else q + 1 + n_kept
+    T = int(length.max())
+    tokens = np.empty((B, T, 3), dtype=np.int64)
+    tokens[:] = (EMPTY, EMPTY, PAD)
+    marks = np.full((5, B, T), -1, dtype=np.int64)  # targets, stage, next stage (none), key, marker (none)
+    every = np.arange(B)
+
+    def put(r, pos, a, b, kind):
+        tokens[r, pos, 0], tokens[r, pos, 1], tokens[r, pos, 2] = a, b, kind
+
+    def mark(r, pos, value, stage, key):
+        marks[0, r, pos], marks[1, r, pos], marks[3, r, pos] = value, stage, key
+
+    put(every, 0, EMPTY, EMPTY, BOS)
+    for j in range(K):  # item j at position 1 + j
+        r = every[j < n]
+        put(r, 1 + j, vals[r, j], cols[r, j], EDGE)
+    put(every, q, END, target, ROOT)
+    start = q  # the token that predicts the answer's first value
+    if cot:
+        for j in range(K):  # the j-th largest kept value, listed at q + 1 + j; looked up at its item
+            r = every[j < n_kept]
+            slot = asc[r, n_kept[r] - 1 - j]
+            mark(r, q[r] + j, vals[r, slot], 0, 1 + slot)
+            put(r, q[r] + 1 + j, vals[r, slot], target[r], BWD)
+        mark(every, q + n_kept, END, 0, -1)
+        put(every, q + n_kept + 1, EMPTY, EMPTY, FWD)
+        start = q + n_kept + 1
+    for j in range(K):  # the j-th smallest kept value, written at start + 1 + j
+        r = every[j < n_kept]
+        slot = asc[r, j]
+        key = (q[r] + n_kept[r] - j if cot  # where the filter stage listed it
+               else 1 + slot if tagged else -1)  # its item; the direct format has no lookup key
+        mark(r, start[r] + j, vals[r, slot], 1, key)
+        put(r, start[r] + 1 + j, vals[r, slot], target[r] if tagged else EMPTY, FWD)
+    mark(every, start + n_kept, END, 1, -1)
+    as_t = torch.from_numpy
+    return Encoded(as_t(tokens), *(as_t(c) for c in marks), torch.from_numpy(n_kept.astype(np.int64)), vocab, task)
