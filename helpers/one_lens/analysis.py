@@ -48,10 +48,10 @@ def _phases(run: dict) -> dict:
     return {k: v for k, v in run["phases"].items() if k != "order"}
 
 
-def read_setting(setting: dict, *, kind: str, components: int, tolerance: float, min_angle: float,
+def read_setting(setting: dict, *, components: int, tolerance: float, min_angle: float,
                  min_sigmas: float, min_fraction: float, window: float) -> list[dict]:
-    """Every run of one setting (``setting["runs"]``; chapter 3's also ``setting["llc"]``, of one
-    run), read by both lenses.
+    """Every run of one setting (``setting["runs"]``), read by both lenses (the LLC's where the run
+    holds an ``"llc"`` record).
 
     Returns per run ``{"label", "phases", "pca": {"events", "match", "chance"}, "llc": {"events",
     "match", "chance", "settled", "estimates"} or None}`` (None: no LLC was estimated for this run);
@@ -66,8 +66,6 @@ def read_setting(setting: dict, *, kind: str, components: int, tolerance: float,
                "pca": {"events": pca, "match": match_events(ph, [e["step"] for e in pca], window),
                        "chance": event_coverage([e["step"] for e in pca], window, *span)}, "llc": None}
         llc = run.get("llc")
-        if kind == "ridge" and setting["llc"]["M"] == run.get("M"):
-            llc = setting["llc"]
         if llc is not None:
             ev = llc_events(llc, min_sigmas=min_sigmas, min_fraction=min_fraction)
             row["llc"] = {"events": ev, "match": match_events(ph, [e["step"] for e in ev], window),

@@ -108,7 +108,7 @@ def _get(metrics: dict, *path: str) -> Any:
 
 def read(metrics: dict) -> dict[str, list[dict]]:
     """Every setting of a full run's metrics read by both lenses (:func:`read_setting`)."""
-    return {s: read_setting(_get(metrics, s), kind=s, **thresholds()) for s in SETTINGS}
+    return {s: read_setting(_get(metrics, s), **thresholds()) for s in SETTINGS}
 
 
 def evaluate(metrics: dict) -> list[Claim]:

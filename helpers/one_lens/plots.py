@@ -38,18 +38,18 @@ def _phase_lines(ax, phases: Mapping[str, int | None], label: bool = True) -> No
 
 
 def lens_figure(runs: Sequence[Mapping], readings: Sequence[Mapping], *, metric: Mapping[str, Sequence] | None,
-                metric_label: str, title: str, log_metric: bool = False, llc: Mapping | None = None):
+                metric_label: str, title: str, log_metric: bool = False):
     """The figure of one setting.
 
     Args:
-        runs: the setting's stored runs (each ``step``, ``path`` (n, ≥2), optionally ``llc``).
+        runs: the setting's stored runs (each ``step``, ``path`` (n, ≥2), optionally ``llc``; the
+            first run that holds one is drawn).
         readings: :func:`helpers.one_lens.analysis.read_setting` of the same runs.
         metric: ``{curve label: values over runs[0]["step"]}`` of the first run, or None.
-        llc: an LLC record to draw when the runs hold none (chapter 3's, of ``llc_run``).
     """
     if len(runs) != len(readings) or not runs:
         raise ValueError("runs and readings must be non-empty and of equal length")
-    rec = next((r.get("llc") for r in runs if r.get("llc") is not None), None) or llc
+    rec = next((r["llc"] for r in runs if r.get("llc") is not None), None)
     fig = plt.figure(figsize=figures.size(5.6 if rec is not None else 4.2), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=(1.15, 1))
     if rec is not None:

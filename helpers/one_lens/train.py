@@ -44,7 +44,7 @@ from ..tree_cot.models import TheoryModel, TransformerConfig, TreeTransformer, c
 from ..tree_cot.train import PREFETCH, STANDARD, STANDARD_STREAM, THEORY, standard_batch, standard_test, theory_batch
 
 CHAPTER = "one_lens"
-SCHEMA = 1
+SCHEMA = 2
 PCA_COMPONENTS = 4       # components stored per checkpoint (the lens reads the first three)
 LLC_STREAM = 5000        # offset of the SGLD batches' random stream from the training batches'
 GD_SETTING = FULL_SETTINGS[0]   # d = 10, n = 20, k = 20, η = 0.4: chapter 2's first setting
@@ -342,8 +342,8 @@ def ridge_record() -> dict:
     dMMSE_M (``ridge_phase`` and ``crossed``), their distances to the two predictors over training
     (``d_ridge``, ``d_dmmse``), their phases by chapter 3's own rules — ``"ridge-like"``, the first
     checkpoint that :func:`helpers.transient_ridge.analysis.ridge_like` accepts, and
-    ``"crosses to dMMSE"``, chapter 3's ``t_cross`` — and the LLC over training (of the run
-    M = ``llc_over_training["M"]``)."""
+    ``"crosses to dMMSE"``, chapter 3's ``t_cross`` — and, in the run of chapter 3's
+    ``llc_over_training["M"]`` (if it is one of them), the LLC over training; the others' ``"llc"`` is None."""
     from ..transient_ridge import train as ridge_train
     from ..transient_ridge.analysis import ridge_like
     R = ridge_train.store()
@@ -356,6 +356,9 @@ def ridge_record() -> dict:
     steps = [int(s) for s in sweep["step"]]
     dr, dd, dz = (np.asarray(sweep[k], dtype=float) for k in ("d_ridge", "d_dmmse", "d_zero_ridge"))
     several_seeds = len({s["seed"] for s in sweep["summary"]}) > 1
+    lot = m["llc_over_training"]
+    llc = {"step": [int(s) for s in lot["groups"]], "llc": lot["llc"], "llc_std": lot["llc_std"],
+           "init_loss": lot["init_loss"], "settled": lot["settled"], "settings": lot["settings"]}
     runs = []
     for g, summary in enumerate(sweep["summary"]):
         if not (summary["ridge_phase"] and summary["crossed"]):
@@ -366,11 +369,9 @@ def ridge_record() -> dict:
                      "d_ridge": dr[:, g].tolist(), "d_dmmse": dd[:, g].tolist(),
                      "path": pca.project(feats[:, g].double()).tolist(),
                      "phases": {"ridge-like": int(steps[int(np.argmax(like))]),
-                                "crosses to dMMSE": summary["t_cross"]}})
-    lot = m["llc_over_training"]
-    llc = {"M": str(lot["M"]), "step": [int(s) for s in lot["groups"]], "llc": lot["llc"], "llc_std": lot["llc_std"],
-           "init_loss": lot["init_loss"], "settled": lot["settled"], "settings": lot["settings"]}
-    return {"runs": runs, "llc": llc, "explained": pca.explained.tolist(),
+                                "crosses to dMMSE": summary["t_cross"]},
+                     "llc": llc if labels[g] == str(lot["M"]) else None})
+    return {"runs": runs, "explained": pca.explained.tolist(),
             "source": {k: run.get(k) for k in ("git_commit", "date", "command")}}
 
 
