@@ -486,6 +486,23 @@ def test_claims_read_missing_and_non_finite_metrics_clearly():
     assert [k for k, h in verdicts.items() if not h] == ["two_stage_dynamics", "wrong_sign_start_aligns_at_once"]
 
 
+def test_tracking_gd_also_needs_the_iterates_near_gds_when_their_distance_is_given():
+    kw = dict(k=10, model_mean=1.0, gd_mean=1.0, model_median=0.5, gd_median=0.5)
+    assert claims.cot_tracks_gd(10, 20, **kw).holds   # older metrics: the error statistics alone
+    assert claims.cot_tracks_gd(10, 20, deviation=0.009, **kw).holds
+    off = claims.cot_tracks_gd(10, 20, deviation=0.011, **kw)   # same errors, iterates 1.1% of GD's error away
+    assert not off.holds and off.measured["distance from the GD iterates"] == 0.011
+
+
+def test_recovery_claims_report_the_first_step_with_the_gain():
+    rec = {"model_mean": [50.0, 5.0, 0.5, 0.05], "model_median": [50.0, 5.0, 0.4, 0.3],
+           "gd_mean": [50.0, 5.0, 0.5, 0.05], "gd_median": [50.0, 5.0, 0.4, 0.3], "no_cot_mean": 10.0,
+           "no_cot_median": 10.0}
+    tracks, mean, median = claims.recovery_claims(10, 20, rec, k=2)
+    assert mean.measured["first k with 100×"] == 3 and not mean.holds and "after 3 steps" in mean.why
+    assert median.measured["first k with 100×"] == "> 3" and not median.holds
+
+
 def test_demo_check_is_looser_than_the_claim_only_for_large_n():
     kw = dict(ns=[claims.DEMO_LARGE_N, 2 * claims.DEMO_LARGE_N], gd_median=[1.0, 1.0])
     assert claims.DEMO_MIN_COT_GAIN < claims.MIN_COT_GAIN

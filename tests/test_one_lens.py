@@ -128,6 +128,21 @@ def _row(label, phases, events, kind="pca"):
             kind: {"events": [{"step": e} for e in events], "match": m, "chance": 0.25}}
 
 
+def test_read_setting_reads_only_the_phases_of_a_chapter_1_record():
+    """Chapter 1's phase record also holds the order and the last part's progress: neither is a phase."""
+    from helpers.tree_cot.analysis import phases
+    log = {"step": [0, 100, 200, 300, 400], "backward": [0.1, 0.5, 0.99, 1.0, 1.0],
+           "switch": [0.0, 0.99, 1.0, 1.0, 1.0], "forward": [0.0, 0.2, 0.5, 0.995, 1.0], "roles": []}
+    record = phases(log)
+    assert "order" in record and "last_progress" in record
+    path = np.cumsum(np.random.default_rng(0).normal(size=(5, train.PCA_COMPONENTS)), axis=0).tolist()
+    rows = analysis.read_setting({"runs": [{"label": "seed 1", "step": log["step"], "path": path, "phases": record}]},
+                                 **claims.thresholds())
+    assert rows[0]["phases"] == {"climb": 200, "switch": 100, "descend": 300, "division": None}
+    assert set(rows[0]["pca"]["match"]["seen"]) | set(rows[0]["pca"]["match"]["missed"]) == {"climb", "switch",
+                                                                                          "descend"}
+
+
 def test_sees_holds_only_when_every_phase_of_every_run_is_seen():
     good = _row("seed 1", {"a": 100, "b": 1000, "c": None}, [110, 1050, 30])
     bad = _row("seed 2", {"a": 100, "b": 1000}, [110, 3000])

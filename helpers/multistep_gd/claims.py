@@ -21,14 +21,16 @@ from typing import Any, Sequence
 from ..claims import Claim
 
 # ---------------------------------------------------------------------------- pass marks
-K_RECOVERY = 10                    # CoT steps at which recovery is judged (the paper's shortest CoT, k = 10)
+K_RECOVERY = 10                    # CoT steps at which recovery is judged: this book's choice (the paper's
+#                                    shortest CoT, k = 10; the abstract's "near-exact recovery" names no step count)
 NO_COT_PLATEAU_REL_GAP = 0.05      # no-CoT test error within 5% of d(d+1)/(n+d+1)
 NO_COT_ETA_REL_GAP = 0.05          # fitted one-step η̂ within 5% of η* = n/(n+d+1) …
 NO_COT_MAX_RESIDUAL = 0.01         # … and ŵ = η̂ X y / n leaves < 1% of ‖ŵ‖² unexplained
 SPARSE_ETA_REL_GAP = 0.05          # −mean diag(V_31 W_13) within 5% of the teacher's η
 SPARSE_MAX_OFFDIAG = 0.05          # largest off-diagonal entry of V_31 W_13
 SPARSE_MAX_MASS_OUTSIDE = 0.05     # fraction of the weights' squared mass outside the GD blocks
-TRACKS_GD_REL_GAP = 0.10           # CoT rollout error after K_RECOVERY steps within 10% of exact GD
+TRACKS_GD_REL_GAP = 0.10           # CoT rollout error after K_RECOVERY steps within 10% of exact GD …
+TRACKS_GD_MAX_DEVIATION = 0.01     # … and its mean squared distance from the GD iterates below 1% of GD's error
 MIN_COT_GAIN = 100                 # no-CoT error / CoT error after K_RECOVERY steps: "near-exact" = 1%
 LOOPED_MIN_GAIN = 2                # query prediction: single-pass error / looped error, at every L > 1
 LOOPED_WEIGHTS_MAX_FRACTION = 0.1  # weight prediction (extension): looped error below 1/10 of no CoT
@@ -97,7 +99,8 @@ def cot_sparse_pattern(d: int, n: int, *, eta: float, sparsity: dict) -> Claim:
     s = {k: _num(sparsity[k]) for k in ("eta_hat", "product_offdiag", "mass_outside")}
     return Claim(f"cot_sparse_pattern[{_tag(d, n)}]",
                  "CoT training from random init (all entries trainable) collapses to the two GD blocks, with "
-                 "V_31 W_13 ≈ −ηI (the blocks' scales are free)",
+                 "V_31 W_13 ≈ −ηI (the scales are free only jointly with the y–constant entry of W^KQ: "
+                 "V_31 → −cηI, W_13 → I/c and that entry → −1/c give the same layer)",
                  "heatmaps: only V_31 and W_13 remain", s,
                  _rel_gap(s["eta_hat"], eta) < SPARSE_ETA_REL_GAP and s["product_offdiag"] < SPARSE_MAX_OFFDIAG
                  and s["mass_outside"] < SPARSE_MAX_MASS_OUTSIDE,
@@ -107,38 +110,57 @@ def cot_sparse_pattern(d: int, n: int, *, eta: float, sparsity: dict) -> Claim:
 
 
 def cot_tracks_gd(d: int, n: int, *, k: int, model_mean: float, gd_mean: float, model_median: float,
-                  gd_median: float) -> Claim:
-    """Rollout error after ``k`` CoT steps (mean, median over prompts) vs exact k-step GD."""
+                  gd_median: float, deviation: float | None = None) -> Claim:
+    """Rollout error after ``k`` CoT steps (mean, median over prompts) vs exact k-step GD, and,
+    where given, ``deviation``: the rollout's mean ‖ŵ_j − w_j‖² from the exact GD iterates over the
+    trained chain (``train_cot``'s last evaluation), which must stay below 1% of GD's mean error
+    after ``k`` steps. Metrics without it are judged on the error statistics alone."""
     m_mean, g_mean, m_med, g_med = (_num(x) for x in (model_mean, gd_mean, model_median, gd_median))
+    measured = {"model mean": m_mean, "GD mean": g_mean, "model median": m_med, "GD median": g_med}
+    holds = _rel_gap(m_mean, g_mean) < TRACKS_GD_REL_GAP and _rel_gap(m_med, g_med) < TRACKS_GD_REL_GAP
+    criterion = f"mean and median within {TRACKS_GD_REL_GAP:.0%} of exact GD after {k} steps"
+    if deviation is not None:
+        dev = _num(deviation)
+        measured["distance from the GD iterates"] = dev
+        holds = holds and dev <= TRACKS_GD_MAX_DEVIATION * g_mean
+        criterion += (f", and the rollout's mean squared distance from the GD iterates, over the trained chain, "
+                      f"at most {TRACKS_GD_MAX_DEVIATION:.0%} of GD's mean error after {k} steps")
     return Claim(f"cot_tracks_gd[{_tag(d, n)}]",
                  "With CoT, the transformer learns to perform multi-step GD autoregressively",
-                 f"checked at k = {k}: the rollout's error equals exact GD's with the same η",
-                 {"model mean": m_mean, "GD mean": g_mean, "model median": m_med, "GD median": g_med},
-                 _rel_gap(m_mean, g_mean) < TRACKS_GD_REL_GAP and _rel_gap(m_med, g_med) < TRACKS_GD_REL_GAP,
-                 f"mean and median within {TRACKS_GD_REL_GAP:.0%} of exact GD after {k} steps")
+                 f"checked at k = {k}: the rollout's error equals exact GD's with the same η", measured, bool(holds),
+                 criterion)
 
 
-def _cot_beats_no_cot(d: int, n: int, k: int, stat: str, no_cot: float, cot: float) -> Claim:
+def _cot_beats_no_cot(d: int, n: int, k: int, stat: str, no_cot: float, cot: float,
+                      first_k: int | str | None = None) -> Claim:
     ratio = _num(no_cot) / _num(cot) if _num(cot) else math.inf
     word = {"mean": "means", "median": "medians"}[stat]
+    measured: dict[str, Any] = {f"ratio of {word}": ratio}
+    if first_k is not None:
+        measured[f"first k with {MIN_COT_GAIN:g}×"] = first_k
+    later = f"; it gets there after {first_k} steps" if isinstance(first_k, int) else ""
     return Claim(f"cot_beats_no_cot_{stat}[{_tag(d, n)}]",
                  "With CoT, one layer achieves near-exact recovery of w*, which it fails to do without CoT "
                  f"({stat} over prompts)",
-                 f"'near-exact' read as ≤ 1% of the no-CoT error after k = {k} CoT steps",
-                 {f"ratio of {word}": ratio}, ratio >= MIN_COT_GAIN,
+                 f"'near-exact' read as ≤ 1% of the no-CoT error; the abstract names no step count, and judging "
+                 f"after k = {k} CoT steps is this book's choice",
+                 measured, ratio >= MIN_COT_GAIN,
                  f"no-CoT {stat} error / CoT {stat} error after {k} steps ≥ {MIN_COT_GAIN:g}",
                  why=f"after {k} steps the CoT {stat} error is only {ratio:.3g}× below the no-CoT one, not "
-                     f"{MIN_COT_GAIN:g}×")
+                     f"{MIN_COT_GAIN:g}×{later}")
 
 
-def cot_beats_no_cot_mean(d: int, n: int, *, k: int, no_cot_mean: float, cot_mean: float) -> Claim:
-    """Mean no-CoT error vs mean CoT error after ``k`` steps."""
-    return _cot_beats_no_cot(d, n, k, "mean", no_cot_mean, cot_mean)
+def cot_beats_no_cot_mean(d: int, n: int, *, k: int, no_cot_mean: float, cot_mean: float,
+                          first_k: int | str | None = None) -> Claim:
+    """Mean no-CoT error vs mean CoT error after ``k`` steps (``first_k``: the first CoT step whose
+    mean error is :data:`MIN_COT_GAIN`× below the no-CoT mean, shown with the verdict)."""
+    return _cot_beats_no_cot(d, n, k, "mean", no_cot_mean, cot_mean, first_k)
 
 
-def cot_beats_no_cot_median(d: int, n: int, *, k: int, no_cot_median: float, cot_median: float) -> Claim:
-    """Median no-CoT error vs median CoT error after ``k`` steps."""
-    return _cot_beats_no_cot(d, n, k, "median", no_cot_median, cot_median)
+def cot_beats_no_cot_median(d: int, n: int, *, k: int, no_cot_median: float, cot_median: float,
+                            first_k: int | str | None = None) -> Claim:
+    """Median no-CoT error vs median CoT error after ``k`` steps (``first_k`` as for the mean)."""
+    return _cot_beats_no_cot(d, n, k, "median", no_cot_median, cot_median, first_k)
 
 
 # ---------------------------------------------------------------------------- looped transformers
@@ -156,12 +178,13 @@ def looped_beats_single_pass(*, loops: int, looped: float, single: float) -> Cla
 
 
 def looped_beats_gd(*, loops: int, looped: float, gd: float, gd_eta: float) -> Claim:
-    """Query prediction: the looped layer vs ``loops`` steps of exact GD with the best step size."""
+    """Query prediction: the looped layer vs ``loops`` steps of exact GD at the best step of a 0.1 grid."""
     looped, gd, gd_eta = _num(looped), _num(gd), _num(gd_eta)
     return Claim(f"looped_beats_gd[L={int(loops)}]",
-                 "The trained looped layer predicts better than L steps of GD with the best step size",
+                 "The trained looped layer predicts better than L steps of GD at the best step on a 0.1 grid",
                  "this book's comparison", {"looped": looped, "best GD": gd, "GD step": gd_eta}, looped < gd,
-                 "looped error below the best L-step GD error", kind="extension")
+                 "looped error below the L-step GD error at the best step of η = 0.1, 0.2, …, 2.0",
+                 kind="extension")
 
 
 def looped_weights_beat_single_pass(d: int, n: int, *, loops: int, looped: float, no_cot: float) -> Claim:
@@ -181,10 +204,11 @@ def two_stage_dynamics(*, stages: dict, v: float, w: float, eta: float) -> Claim
     stages = {k: _num(x) for k, x in stages.items()}
     v, w, eta = _num(v), _num(w), _num(eta)
     return Claim("two_stage_dynamics",
-                 "From a small balanced init, training on (V_31, W_13) reaches (η, 1) in two stages: a slow one, "
-                 "then a fast one",
-                 "the paper proves global convergence, in two stages, for gradient flow; here one run of plain GD "
-                 "with a small step, from one init", {**stages, "final v": v, "final w": w},
+                 "From a small balanced init, training on (V_31, W_13) converges to (−ηI, I), i.e. scales "
+                 "(v, w) = (η, 1), in two stages",
+                 "the paper proves global convergence, in two stages, for gradient flow; that the stages are a slow "
+                 "plateau, then a fast drop, is this book's reading; here one run of plain GD with a small step, "
+                 "from one init", {**stages, "final v": v, "final w": w},
                  stages["fast_fraction"] < TWO_STAGE_MAX_FAST_FRACTION and _rel_gap(v, eta) < TWO_STAGE_END_REL_GAP
                  and abs(w - 1) < TWO_STAGE_END_REL_GAP,
                  "a slow stage (loss above half its start until t_half), then a fast one reaching 1% of the start "
@@ -285,9 +309,13 @@ def generalises_to_covariances(*, kappas: Sequence[float], errors: dict) -> Clai
     """Errors for ``x ~ N(0, Σ)``, Σ of each condition number in ``kappas`` (``errors`` as in
     :func:`generalises_to_other_n`): the CoT rollout vs exact GD and vs the no-CoT model, on the
     mean and on the median, judged for κ ≤ :data:`WELL_CONDITIONED_MAX_KAPPA`."""
+    ratios = [r for gd_ratios, _ in _generalise_readings(errors).values() for r in gd_ratios]
+    gap = max((abs(r - 1) for r in ratios), default=math.nan)
     return _generalise_claim(
         "generalises_to_covariances", "The trained CoT transformer generalises to x ~ N(0, Σ) with "
-        "well-conditioned Σ", "generalisation to unseen data, including other covariances", "κ", kappas, errors,
+        "well-conditioned Σ", "generalisation to unseen data, including other covariances; asking also for a "
+        f"{GENERALISE_MIN_GAIN:g}× gain over the no-CoT model is this book's addition (over all κ tried, the model's "
+        f"mean and median errors are within {gap:.2%} of exact GD's)", "κ", kappas, errors,
         lambda kappa: kappa <= WELL_CONDITIONED_MAX_KAPPA,
         f"for every κ ≤ {WELL_CONDITIONED_MAX_KAPPA:g}, on the mean and on the median over prompts: error within "
         f"{GENERALISE_REL_GAP:.0%} of exact GD and ≥ {GENERALISE_MIN_GAIN:g}× below the no-CoT model's")
@@ -307,16 +335,26 @@ def _get(metrics: dict, *path: str | int) -> Any:
     return node
 
 
-def recovery_claims(d: int, n: int, recovery: dict, k: int = K_RECOVERY) -> list[Claim]:
+def _first_k_with_gain(errors: Sequence[float], reference: float) -> int | str:
+    """The first CoT step whose error is :data:`MIN_COT_GAIN`× below ``reference``, or "> k_max"."""
+    mark = _num(reference) / MIN_COT_GAIN
+    return next((j for j, e in enumerate(errors) if _num(e) <= mark), f"> {len(errors) - 1}")
+
+
+def recovery_claims(d: int, n: int, recovery: dict, k: int = K_RECOVERY,
+                    deviation: float | None = None) -> list[Claim]:
     """``cot_tracks_gd`` and the two ``cot_beats_no_cot`` claims after ``k`` CoT steps, from a
-    :func:`~helpers.multistep_gd.recovery_curve`."""
+    :func:`~helpers.multistep_gd.recovery_curve` (and, for ``cot_tracks_gd``, the CoT model's
+    final ``deviation_from_gd`` where given)."""
     if len(recovery["model_mean"]) <= k:
         raise ValueError(f"the recovery curve must reach k = {k} CoT steps; it has {len(recovery['model_mean']) - 1}")
     r = {key: _num(recovery[key][k]) for key in ("model_mean", "model_median", "gd_mean", "gd_median")}
     return [cot_tracks_gd(d, n, k=k, model_mean=r["model_mean"], gd_mean=r["gd_mean"], model_median=r["model_median"],
-                          gd_median=r["gd_median"]),
-            cot_beats_no_cot_mean(d, n, k=k, no_cot_mean=recovery["no_cot_mean"], cot_mean=r["model_mean"]),
-            cot_beats_no_cot_median(d, n, k=k, no_cot_median=recovery["no_cot_median"], cot_median=r["model_median"])]
+                          gd_median=r["gd_median"], deviation=deviation),
+            cot_beats_no_cot_mean(d, n, k=k, no_cot_mean=recovery["no_cot_mean"], cot_mean=r["model_mean"],
+                                  first_k=_first_k_with_gain(recovery["model_mean"], recovery["no_cot_mean"])),
+            cot_beats_no_cot_median(d, n, k=k, no_cot_median=recovery["no_cot_median"], cot_median=r["model_median"],
+                                    first_k=_first_k_with_gain(recovery["model_median"], recovery["no_cot_median"]))]
 
 
 def evaluate(metrics: dict) -> list[Claim]:
@@ -341,7 +379,8 @@ def evaluate(metrics: dict) -> list[Claim]:
             no_cot_is_one_gd_step(d, n, eta_hat=no_cot["eta_hat"], residual=no_cot["residual"],
                                   eta_star=_get(metrics, "settings", i, "eta_star")),
             cot_sparse_pattern(d, n, eta=eta, sparsity=cot["sparsity"]),
-            *recovery_claims(d, n, _get(metrics, "settings", i, "recovery")),
+            *recovery_claims(d, n, _get(metrics, "settings", i, "recovery"),
+                             deviation=_num(cot["deviation_from_gd"][-1]) if cot.get("deviation_from_gd") else None),
         ]
     q = _get(metrics, "looped_query")
     single = q["test_error"][q["loops"].index(1)]

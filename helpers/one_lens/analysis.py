@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dynamics import change_points, event_coverage, match_events, turns
+from ..tree_cot.analysis import PHASE_RECORD_EXTRAS
 
 SETTINGS = ("tree", "standard", "cot", "balanced", "ridge")
 SETTING_NAMES = {"tree": "tree CoT: the two-head theory model, forward task",
@@ -44,8 +45,9 @@ def llc_events(llc: dict, *, min_sigmas: float, min_fraction: float) -> list[dic
 
 
 def _phases(run: dict) -> dict:
-    """A run's phases as ``{name: step or None}`` (chapter 1's record also holds its order)."""
-    return {k: v for k, v in run["phases"].items() if k != "order"}
+    """A run's phases as ``{name: step or None}`` (chapter 1's record also holds its order and the
+    last part's progress, which are not phases)."""
+    return {k: v for k, v in run["phases"].items() if k not in PHASE_RECORD_EXTRAS}
 
 
 def read_setting(setting: dict, *, components: int, tolerance: float, min_angle: float,

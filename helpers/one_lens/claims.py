@@ -36,8 +36,9 @@ PHASE_SOURCES = {
            "its start, the fast stage when it is below 1% of it",
     "balanced": "chapter 2's two stages, by its rule on the CoT loss: the slow stage ends when the loss is below "
                 "half its start, the fast stage when it is below 1% of it",
-    "ridge": "chapter 3's phases of the two runs that become ridge-like and then cross to dMMSE_M (M = 8, 16): the "
-             "first ridge-like checkpoint and t_cross, where the model becomes nearer dMMSE_M than ridge",
+    "ridge": "chapter 3's phases of the two runs (M = 8, 16) that pass chapter 3's ridge-like test (nearer ridge than "
+             "dMMSE_M, under half of Δ(0, ridge)) and later become nearer dMMSE_M: the first ridge-like checkpoint "
+             "and t_cross, where the model becomes nearer dMMSE_M than ridge",
 }
 
 

@@ -415,6 +415,7 @@ def phases(log: dict, threshold: float = PHASE_SOLVED_ACCURACY, strength: float 
 
 
 PHASE_CURVES = {"climb": "backward", "switch": "switch", "descend": "forward"}   # part → its accuracy in the log
+PHASE_RECORD_EXTRAS = ("order", "last_progress")   # the keys of a :func:`phases` record that are not phases
 
 
 def last_part_progress(log: dict, phases: dict, threshold: float = PHASE_SOLVED_ACCURACY) -> float | None:

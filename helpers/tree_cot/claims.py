@@ -8,8 +8,8 @@ alone, so ``python -m helpers.tree_cot --claims-only`` re-judges a stored run wi
 The notebooks judge their live runs with the same functions.
 
 Paper: Yang, Huang, Liang, Chi, "Multi-head Transformers Provably Learn Symbolic Multi-step
-Reasoning via Gradient Descent" (NeurIPS 2025). It shows loss curves and parameter evolution,
-no accuracy tables: the accuracy marks below are ours.
+Reasoning via Gradient Descent" (NeurIPS 2025). Secondary descriptions of the paper report loss
+curves and parameter evolution, and no accuracy tables: the accuracy marks below are ours.
 
 Used in: ``python -m helpers.tree_cot`` and every notebook of book/tree_cot/.
 """
@@ -53,7 +53,8 @@ ROBUST_MODELS = ("standard_cot", "theory_backward", "theory_forward")
 
 PAPER = "Yang et al. 2025"
 ABSTRACT_GENERALISES = (f"{PAPER}, abstract: 'trained one-layer transformers can provably solve both tasks with "
-                        "generalization guarantees to unseen trees' (a theorem; the paper has no accuracy table)")
+                        "generalization guarantees to unseen trees' (a theorem; the accuracy marks "
+                        "here are ours)")
 ABSTRACT_HEADS = (f"{PAPER}, abstract: 'our multi-phase training dynamics for forward reasoning elucidate how "
                   "different attention heads learn to specialize and coordinate autonomously to solve the two "
                   "subtasks in a single autoregressive path'")
@@ -82,9 +83,9 @@ def theory_backward_generalises(exact: float, n_test: int) -> Claim:
     return Claim(
         "theory_backward_generalises",
         "A one-layer transformer trained by gradient descent provably solves the backward reasoning task (output "
-        "the path from a goal node to the root) with generalisation to unseen trees — here the paper's one-head "
-        "model (key–query matrix only, squared loss, zero initialisation) trained on perfect binary trees and "
-        "tested on random trees", ABSTRACT_GENERALISES,
+        "the path from a goal node to the root) with generalisation to unseen trees — here our reconstruction of "
+        "the paper's one-head model (key–query matrix only, squared loss, zero initialisation) trained on perfect "
+        "binary trees and tested on random trees", ABSTRACT_GENERALISES,
         {"exact-path accuracy": float(exact), "test trees": n_test},
         float(exact) >= MIN_EXACT, f"exact-path accuracy >= {MIN_EXACT:.0%} (one run: from zero initialisation, "
         "other seeds change only the batches)")
@@ -97,7 +98,8 @@ def theory_backward_H_diagonal(h_final: Mapping[str, float]) -> Claim:
         "theory_backward_H_diagonal",
         "Training from zero grows the diagonal of the key–query block H (a node attends to the edge whose child is "
         "itself) while its off-diagonal entries stay small",
-        f"{PAPER}, the training dynamics of the backward task (H_ii grows, H_ij stays small)",
+        f"{PAPER}, the training dynamics of the backward task as secondary descriptions give them (H_ii grows, "
+        "H_ij stays small)",
         {"final mean diagonal": h_final["diag"], "final max |off-diagonal|": h_final["offdiag_max"], "ratio": ratio},
         ratio >= MIN_H_RATIO, f"mean diagonal >= {MIN_H_RATIO:g} × the largest |off-diagonal| entry")
 
@@ -108,8 +110,9 @@ def theory_forward_generalises(exact: float, switch: float, n_test: int) -> Clai
         "theory_forward_generalises",
         "A one-layer transformer trained by gradient descent provably solves the forward reasoning task — first "
         "the goal-to-root path, then its reverse, the root-to-goal path, in a single autoregressive pass — with "
-        "generalisation to unseen trees. Here the paper's two-head model from zero initialisation, which predicts "
-        "the stage of every next token itself: the decoder appends only what the model predicted",
+        "generalisation to unseen trees. Here our reconstruction of the paper's two-head model, from zero "
+        "initialisation, which predicts the stage of every next token itself: the decoder appends only what the "
+        "model predicted",
         ABSTRACT_GENERALISES,
         {"exact-path accuracy": float(exact), "stage-switch accuracy": float(switch), "test trees": n_test},
         float(exact) >= MIN_EXACT and float(switch) >= MIN_SWITCH,
@@ -148,8 +151,9 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
         "theory_forward_heads_specialise",
         "In forward reasoning the attention heads learn to specialise and coordinate autonomously: one head "
         "traverses the tree (climbing, then descending), the other controls the stage (detects the root and "
-        "switches to the forward stage). Tested where training can choose: both heads read the same way, and a "
-        f"small random initialisation (std {init_std:g}) breaks their symmetry",
+        "switches to the forward stage) — the division of the paper's construction as secondary descriptions "
+        "give it; the abstract says only 'the two subtasks'. Tested where training can choose: both heads read "
+        f"the same way, and a small random initialisation (std {init_std:g}) breaks their symmetry",
         ABSTRACT_HEADS,
         {"per seed": [{"seed": a.get("seed"), "traversal head": a["traverse_head"],
                        "stage-control head": a["control_head"], "strength": round(a["strength"], 3),
