@@ -172,7 +172,8 @@ def looped_beats_single_pass(*, loops: int, looped: float, single: float) -> Cla
     return Claim(f"looped_beats_single_pass[L={int(loops)}]",
                  "Looped transformers significantly improve final performance compared to transformers without "
                  "looping in the in-context learning of linear regression",
-                 "the abstract's statement; our setting: one LSA layer, query prediction, equal parameters",
+                 "the arXiv abstract's statement (arXiv:2502.21212); our setting: one LSA layer, query prediction, "
+                 "equal parameters",
                  {"looped": looped, "single pass": single, "gain": gain}, gain >= LOOPED_MIN_GAIN,
                  f"single-pass error / looped error ≥ {LOOPED_MIN_GAIN:g}")
 

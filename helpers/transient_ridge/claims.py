@@ -13,8 +13,8 @@ M = ∞, whose two Bayes predictors coincide); the claims read it as NaN, as in 
 run may hold several seeds per M: a claim about an M holds only if it holds for every seed. A
 claim whose evidence the run lacks (a partial run, or an older run without a section) is left out.
 
-The ``paper`` claims quote or closely paraphrase Carroll et al. 2025 (§4.3, §5.4, Figure 3, and its
-account of Bayesian internal model selection); where the paper names a scale (M = 32, M ≥ 362) ours
+The ``paper`` claims quote or closely paraphrase Carroll et al. 2025 (§3.3, §4.3, §5.3, §5.4,
+Figures 1 and 3); where the paper names a scale (M = 32, M ≥ 362) ours
 is D = 8 only on the GPU run.
 
 Used in: ``python -m helpers.transient_ridge`` (and ``--claims-only``), and the chapter's pages.
@@ -142,7 +142,7 @@ def bayes_each_optimal(m: dict) -> Claim:
     idx = {lab: sw.first(lab) for lab in sw.Ms}
     return Claim(
         "bayes_each_optimal", "Ridge is the Bayes predictor for Gaussian tasks, dMMSE_M for the uniform prior on "
-        "the M pool tasks: each has the lower loss on its own prior", "§3: ridge and dMMSE_M are the Bayes "
+        "the M pool tasks: each has the lower loss on its own prior", "§3.3: ridge and dMMSE_M are the Bayes "
         "predictors of the two task distributions",
         {"OOD loss ridge": s["ood_ridge_loss"], "OOD loss dMMSE_M": {k: s["ood_dmmse_loss"][g] for k, g in idx.items()},
          "ID loss ridge": {k: s["id_ridge_loss"][g] for k, g in idx.items()},
@@ -158,13 +158,12 @@ def dmmse_tends_to_ridge(m: dict) -> Claim:
     rho = spearman([_M(lab) for lab in sw.finite], db) if len(db) >= 3 else math.nan
     return Claim(
         "dmmse_tends_to_ridge", "dMMSE_M approaches ridge as M grows (a check of the Bayes predictors, not of the "
-        "trained model)", "the book's check: dMMSE_M is Bayes for M tasks drawn from ridge's Gaussian prior (§3), "
-        "so it should tend to ridge as M grows",
+        "trained model)", "§3.3: \"as M → ∞, t̂_k^M → t̂_k^∞ a.s.\" (dMMSE_M tends to ridge; checked here on "
+        "the predictors' outputs)",
         {"Δ(dMMSE_M, ridge) by M": dict(zip(sw.finite, db)), "Spearman(M, Δ)": rho},
         db[-1] < DMMSE_TO_RIDGE_FRACTION * db[0] and rho <= -DMMSE_TO_RIDGE_MIN_SPEARMAN,
         f"Δ at the largest finite M below {DMMSE_TO_RIDGE_FRACTION:g} × Δ at M = 1, and falling with M "
         f"(Spearman <= −{DMMSE_TO_RIDGE_MIN_SPEARMAN:g}; the Monte Carlo estimate may rise between neighbours)",
-        kind="extension",
         why="; ".join(w for w, bad in (
             (f"Δ at the largest finite M is {db[-1] / db[0]:.2f} × Δ at M = 1 (the mark is "
              f"{DMMSE_TO_RIDGE_FRACTION:g})", not db[-1] < DMMSE_TO_RIDGE_FRACTION * db[0]),
@@ -178,9 +177,8 @@ def transient_ridge(m: dict) -> Claim:
     window = _longest_window(sw, _full_Ms(sw))
     return Claim(
         "transient_ridge", "For intermediate M the OOD loss first falls to ridge's, then rises to dMMSE_M's: a full "
-        "transient for a window of M", "§4.3: for intermediate M (16 to 128) the OOD \"loss decreases towards that of "
-        "ridge, then increases to that of dMMSE_M\"; only a partial dip at M = 6 and 8; the fully trained models of "
-        "M = 182 and 256 end between the two predictors",
+        "transient for a window of M", "§4.3: \"For M ∈ {16, 24, …, 128}, loss decreases towards that of ridge, then "
+        "increases to that of dMMSE_M. We see a partial dip for M ∈ {6, 8} and a partial rise for M ∈ {182, 256}.\"",
         {"transient per M (each seed)": kinds,
          "(OOD minimum above ridge, later rise) / gap, smoothed": {
              lab: [[round(_nan(sw.summary[g]["min_above_ridge"]), 3), round(_nan(sw.summary[g]["ood_rise"]), 3)]
@@ -200,7 +198,8 @@ def low_M_straight_to_dmmse(m: dict) -> Claim:
     low = [lab for lab in sw.finite if int(lab) <= LOW_M]
     return Claim(
         "low_M_straight_to_dmmse", "At the lowest M the model goes straight to dMMSE_M (no ridge phase)",
-        "§4.3: \"For low M, the transformers proceed directly to dMMSE_M\"",
+        "§5.3, low M: \"training should proceed directly to v_M\" (v_M: the dMMSE-like solution); §4.3: \"For low "
+        "M, the transformers proceed directly to dMMSE_M in the essential subspace\"",
         {lab: {"ridge phase (each seed)": [sw.summary[g]["ridge_phase"] for g in sw.groups[lab]]} for lab in low},
         bool(low) and not any(sw.summary[g]["ridge_phase"] for lab in low for g in sw.groups[lab]),
         f"no ridge-like checkpoint for M <= {LOW_M}, any seed (Δ to ridge below both Δ to dMMSE_M and half of "
@@ -264,8 +263,8 @@ def t_crit_grows(m: dict) -> Claim:
     rho = spearman([_M(lab) for lab in full], [med[lab] for lab in full]) if len(full) >= 3 else math.nan
     return Claim(
         "t_crit_grows", "The pivot away from ridge (t_crit, the lowest OOD loss) comes later as M grows",
-        "the paper: the pivot from ridge toward dMMSE_M comes later as M grows; t_crit is the step of the lowest OOD "
-        "loss",
+        "§5.3, a prediction: training should proceed \"first towards u∞ before pivoting towards v_M (after a "
+        "number of training steps that increases with M)\"; t_crit, the step of the lowest OOD loss, as in Figure 1",
         {"t_crit (each seed), smoothed OOD": tc,
          "t_crit range (seed 1: within 2% of the gap of the minimum)": {
              lab: sw.summary[sw.first(lab)].get("t_crit_range") for lab in sw.finite},
@@ -345,12 +344,13 @@ def pca_pc2_separates(m: dict) -> Claim | None:
     return Claim(
         "pca_pc2_separates", "PC2 separates the projected dMMSE_M points from ridge, the nearer the larger M (a "
         "check of the PCA's axes on the Bayes predictors, not of the trained model)",
-        "the book's reading of the PCA: the paper projects ridge and each dMMSE_M into PC1–PC2 as points (§4.3)",
+        "§4.3: \"Strikingly, PC2 correlates with an axis of behavioral difference between dMMSE_M (for increasing "
+        "M) and ridge\" (ridge and each dMMSE_M project to points, §4.2)",
         {"PC2(dMMSE_M) − PC2(ridge)": {lab: round(o, 3) for (lab, _), o in zip(fin, offs)},
          "Spearman(M, |offset|)": rho, "PC1–PC2 explained variance (paper: 27.5%)": _pc12(pca)},
         one_side and rho <= -PCA_PC2_MIN_SPEARMAN,
         f"every finite M's dMMSE_M point on one side of ridge in PC2, and Spearman(M, |PC2 offset|) <= "
-        f"−{PCA_PC2_MIN_SPEARMAN:g}", kind="extension")
+        f"−{PCA_PC2_MIN_SPEARMAN:g}")
 
 
 def _llc_by_M(m: dict) -> dict | None:
@@ -434,7 +434,8 @@ def llc_plateau(m: dict) -> Claim | None:
     spread = (max(vals) - min(vals)) / float(np.mean(vals)) if len(vals) >= 2 else math.nan
     return Claim(
         "llc_plateau", f"The LLC of the dMMSE-like final models levels off for M >= {LLC_PLATEAU_M}",
-        "§5.4: \"the estimated LLC of dMMSE_M plateaus above M = 32\"",
+        "§5.4: \"the estimated LLC of dMMSE_M plateaus above M = 32, suggesting that the approximation achieved by "
+        "the fully-trained transformers may be incomplete\"",
         {"dMMSE-like M >= " + str(LLC_PLATEAU_M): {lab: round(llc[lab], 2) for lab in high},
          "(max − min) / mean": spread},
         spread <= LLC_PLATEAU_SPREAD, f"at least 2 dMMSE-like M >= {LLC_PLATEAU_M} (final Δ to dMMSE_M <= "
@@ -462,9 +463,9 @@ def llc_loss_vs_complexity(m: dict) -> Claim | None:
     near_ridge = bool(s_llc.get("fell", s_llc["t_crit"] > 0)) and above <= FULL_DIP   # page 2's dip: near ridge
     return Claim(
         "llc_loss_vs_complexity", f"For M = {lt['M']}, the checkpoint at t_crit (the OOD minimum), near ridge, has "
-        "higher loss but lower LLC than the final one: simplicity wins early, fit wins late", "the paper's "
-        "explanation, Bayesian internal model selection: ridge is simpler but fits the M tasks worse than the "
-        "dMMSE-like solution, so ridge wins early and the dMMSE-like solution late (n·ΔL against Δλ·log n)",
+        "higher loss but lower LLC than the final one: simplicity wins early, fit wins late", "§5.3, "
+        "Bayesian internal model selection: for intermediate M the paper expects the dMMSE-like v_M to have \"lower "
+        "loss but higher LLC\" than ridge's u∞, so ridge wins early and v_M late (n·ΔL against Δλ·log n)",
         {"at t_crit (step, ID loss, LLC)": (steps_t[i_r], trade["loss_simple"], trade["llc_simple"]),
          "final (step, ID loss, LLC)": (steps_t[-1], trade["loss_complex"], trade["llc_complex"]),
          "n*": trade["n_star"], "OOD minimum above ridge / gap, smoothed": round(above, 3)},
