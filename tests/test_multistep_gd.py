@@ -45,6 +45,7 @@ from helpers.multistep_gd import (
     train_balanced,
     two_stage_times,
 )
+from helpers.multistep_gd.models import blocks
 
 F64 = torch.float64
 
@@ -205,6 +206,30 @@ def test_measurements_on_the_construction():
     assert cot_loss(model, batch).item() < 1e-10
     assert looped_loss(setting.k)(model, batch).item() == pytest.approx(
         squared_error(batch[1][:, -1], batch[0].w_star).mean().item(), rel=1e-4)
+
+
+def test_sparsity_report_needs_both_steps_the_scales_are_free_only_jointly():
+    """V_31 → −cηI, W_13 → I/c is the same layer only if the y–1 entry goes to −1/c too: then both
+    steps read η and the rollout is GD; with the entry left at −1 the step on X y / n is cη."""
+    d, eta, c = 4, 0.4, 1.6
+    setting = SettingConfig(d=d, n=12, k=5, eta=eta)
+    P, W = analysis.held_out_prompts(setting, 300)
+    joint = gd_model(d, eta, dtype=torch.float32)
+    b = blocks(d)
+    with torch.no_grad():
+        joint.W_PV[b["w"], b["x"]] *= c
+        joint.W_KQ[b["x"], b["w"]] /= c
+        joint.W_KQ[b["y"], b["one"]] /= c
+    r = sparsity_report(joint)
+    assert r["eta_hat"] == pytest.approx(eta) and r["pairing_eta"] == pytest.approx(eta)
+    gd_curve = evaluate_cot(gd_model(d, eta, dtype=torch.float32), P, W, 5)["model_mean"]
+    assert torch.allclose(evaluate_cot(joint, P, W, 5)["model_mean"], gd_curve, rtol=1e-4)
+    alone = SparseLSA(d, V31=-c * eta * torch.eye(d), W13=torch.eye(d) / c)   # the y–1 entry stays −1
+    r = sparsity_report(alone)
+    assert r["eta_hat"] == pytest.approx(eta) and r["pairing_eta"] == pytest.approx(c * eta)
+    assert not torch.allclose(evaluate_cot(alone, P, W, 5)["model_mean"], gd_curve, rtol=0.01)
+    assert claims.cot_sparse_pattern(d, 12, eta=eta, sparsity=sparsity_report(joint)).holds
+    assert not claims.cot_sparse_pattern(d, 12, eta=eta, sparsity=r).holds
 
 
 def test_random_layer_is_not_sparse():

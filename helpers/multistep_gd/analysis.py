@@ -79,9 +79,11 @@ def effective_eta(model: LinearSelfAttention, P: Prompts) -> tuple[float, float]
 def sparsity_report(model: LinearSelfAttention) -> dict[str, float]:
     """How close the learned matrices are to the GD pattern.
 
-    ``eta_hat``: ``−mean diag(V_31 W_13)`` (the invariant: ``V_31 → −cηI, W_13 → I/c`` for any c);
-    ``product_offdiag``: max off-diagonal of ``V_31 W_13``; ``mass_outside``: the fraction of the
-    Frobenius mass of ``W^{PV}`` and ``W^{KQ}`` outside the blocks (V_31; W_13 and the y–1 pairing).
+    ``eta_hat``: ``−mean diag(V_31 W_13)``, the step on ``S w``; ``pairing_eta``: ``mean diag(V_31)
+    · W^{KQ}[y, 1]``, the step on ``X y / n`` (GD needs both equal to η: the scales are free only
+    jointly, ``V_31 → −cηI``, ``W_13 → I/c``, ``W^{KQ}[y, 1] → −1/c``); ``product_offdiag``: max
+    off-diagonal of ``V_31 W_13``; ``mass_outside``: the fraction of the Frobenius mass of
+    ``W^{PV}`` and ``W^{KQ}`` outside the blocks (V_31; W_13 and the y–1 pairing).
     """
     d = model.d
     b = blocks(d)
@@ -94,8 +96,9 @@ def sparsity_report(model: LinearSelfAttention) -> dict[str, float]:
         mass_outside = (((W_PV ** 2).sum() - inside_PV + (W_KQ ** 2).sum() - inside_KQ)
                         / ((W_PV ** 2).sum() + (W_KQ ** 2).sum()))
         off = product - torch.diag(product.diag())
-    return {"eta_hat": -product.diag().mean().item(), "product_offdiag": off.abs().max().item(),
-            "mass_outside": mass_outside.item()}
+    return {"eta_hat": -product.diag().mean().item(),
+            "pairing_eta": (V31.diag().mean() * W_KQ[b["y"], b["one"]]).item(),
+            "product_offdiag": off.abs().max().item(), "mass_outside": mass_outside.item()}
 
 
 def evaluate_cot(model: LinearSelfAttention, P: Prompts, W: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
