@@ -49,7 +49,8 @@ def lens_figure(runs: Sequence[Mapping], readings: Sequence[Mapping], *, metric:
     """
     if len(runs) != len(readings) or not runs:
         raise ValueError("runs and readings must be non-empty and of equal length")
-    rec = next((r["llc"] for r in runs if r.get("llc") is not None), None)
+    i_llc = next((i for i, r in enumerate(runs) if r.get("llc") is not None), None)   # the run whose LLC is drawn
+    rec = runs[i_llc]["llc"] if i_llc is not None else None
     fig = plt.figure(figsize=figures.size(5.6 if rec is not None else 4.2), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=(1.15, 1))
     if rec is not None:
@@ -72,17 +73,17 @@ def lens_figure(runs: Sequence[Mapping], readings: Sequence[Mapping], *, metric:
     ax_m.set_title(f"{first['label']}: the chapter's metric", loc="left")
     ax_m.legend(fontsize=9, loc="best")
     # the LLC
-    row = next((r for r in readings if r["llc"] is not None), None)
     if rec is not None:
+        row = readings[i_llc]
         s, v, e, ok = (np.asarray(rec[k], dtype=float) for k in ("step", "llc", "llc_std", "settled"))
         ok = ok.astype(bool)
         ax_l.errorbar(_x(s), v, yerr=e, color="k", lw=1, capsize=2, zorder=2)
         ax_l.scatter(_x(s[ok]), v[ok], color="k", s=22, zorder=3, label="settled")
         ax_l.scatter(_x(s[~ok]), v[~ok], facecolor="white", edgecolor="k", s=22, zorder=3, label="not settled")
-        for ev in (row["llc"]["events"] if row else []):
+        for ev in row["llc"]["events"]:
             ax_l.axvspan(1 + ev["from"], 1 + ev["to"], color="tab:orange", alpha=0.25, lw=0)
-        _phase_lines(ax_l, row["phases"] if row else reading["phases"], label=False)
-        ax_l.set_title(f"{row['label'] if row else first['label']}: the LLC (orange: its changes)", loc="left")
+        _phase_lines(ax_l, row["phases"], label=False)
+        ax_l.set_title(f"{row['label']}: the LLC (orange: its changes)", loc="left")
         ax_l.legend(fontsize=9, loc="best")
         ax_l.set_xscale("log")
         ax_l.set_xlabel("1 + training step")

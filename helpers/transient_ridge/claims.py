@@ -110,14 +110,29 @@ class _Sweep:
         return all(self.ends_near(g, "dMMSE_M") for g in self.groups[lab])
 
 
+def _why(*reasons: tuple[str, bool]) -> str:
+    """The ``why`` of a claim: the texts of the ``(text, failed)`` pairs that failed, joined."""
+    return "; ".join(text for text, failed in reasons if failed)
+
+
 def transient_kind(s: dict) -> str:
     """``"full"``: the smoothed OOD loss first falls (its minimum is not the first checkpoint) to
     within ``FULL_DIP`` of the gap above ridge AND later rises by at least ``FULL_RISE`` of the gap;
     ``"partial"``: it falls and one of the two holds; ``"none"``."""
-    fell = bool(s.get("fell", s["t_crit"] > 0))
-    dip = fell and _nan(s.get("min_above_ridge")) <= FULL_DIP
-    rise = fell and _nan(s["ood_rise"]) >= FULL_RISE
+    dip = dips_to_ridge(s)
+    rise = _fell(s) and _nan(s["ood_rise"]) >= FULL_RISE
     return "full" if dip and rise else "partial" if dip or rise else "none"
+
+
+def _fell(s: dict) -> bool:
+    """The smoothed OOD loss fell: its minimum is not the first checkpoint (older runs: t_crit > 0)."""
+    return bool(s.get("fell", s["t_crit"] > 0))
+
+
+def dips_to_ridge(s: dict) -> bool:
+    """A run's summary ``s`` dips to ridge: its smoothed OOD loss fell to within ``FULL_DIP`` of the
+    dMMSE_M–ridge gap above ridge (the dip of :func:`transient_kind`)."""
+    return _fell(s) and _nan(s.get("min_above_ridge")) <= FULL_DIP
 
 
 def _kinds(sw: _Sweep) -> dict:
@@ -164,11 +179,11 @@ def dmmse_tends_to_ridge(m: dict) -> Claim:
         db[-1] < DMMSE_TO_RIDGE_FRACTION * db[0] and rho <= -DMMSE_TO_RIDGE_MIN_SPEARMAN,
         f"Δ at the largest finite M below {DMMSE_TO_RIDGE_FRACTION:g} × Δ at M = 1, and falling with M "
         f"(Spearman <= −{DMMSE_TO_RIDGE_MIN_SPEARMAN:g}; the Monte Carlo estimate may rise between neighbours)",
-        why="; ".join(w for w, bad in (
+        why=_why(
             (f"Δ at the largest finite M is {db[-1] / db[0]:.2f} × Δ at M = 1 (the mark is "
              f"{DMMSE_TO_RIDGE_FRACTION:g})", not db[-1] < DMMSE_TO_RIDGE_FRACTION * db[0]),
             (f"Spearman(M, Δ) = {rho:.2f}, not <= −{DMMSE_TO_RIDGE_MIN_SPEARMAN:g}",
-             not rho <= -DMMSE_TO_RIDGE_MIN_SPEARMAN)) if bad))
+             not rho <= -DMMSE_TO_RIDGE_MIN_SPEARMAN)))
 
 
 def transient_ridge(m: dict) -> Claim:
@@ -229,12 +244,12 @@ def task_diversity_threshold(m: dict) -> Claim:
         f"a final model approximates a predictor when its final Δ to it is at most {APPROX_GAP_FRACTION:.0%} of the "
         "Bayes gap Δ(dMMSE_1, ridge) (the mark of M = ∞); every seed approximates dMMSE_M at the smallest M and "
         "ridge at the largest finite M, with one threshold between (every M above the first on ridge is on ridge)",
-        why="; ".join(w for w, bad in (
+        why=_why(
             (f"no finite M ends on ridge: the nearest, M = {nearest}, ends "
              f"{sw.final_dr[sw.first(nearest)] / sw.gap:.0%} of the gap from it", not ridge),
             ("the smallest M does not end on dMMSE_M", not low_ok),
             ("the M that end on ridge are not all those above a threshold", bool(ridge) and not upward),
-            ("every finite M ends on ridge", len(ridge) == len(sw.finite))) if bad))
+            ("every finite M ends on ridge", len(ridge) == len(sw.finite))))
 
 
 def infinite_M_learns_ridge(m: dict) -> Claim | None:
@@ -415,13 +430,12 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
         f"over the dMMSE-like M (every seed ends with Δ to dMMSE_M <= {APPROX_GAP_FRACTION:.0%} of the Bayes gap): "
         f"the smallest below LLC(∞), rising up to the first above it (Spearman >= "
         f"{LLC_MIN_SPEARMAN:g}), and that crossing within {LLC_CROSS_STEPS} grid step of the first M with a transient",
-        why="; ".join(w for w, bad in (
+        why=_why(
             ("no dMMSE-like M", not low),
             ("the smallest dMMSE-like M's LLC is not below LLC(∞)", bool(low) and llc[low[0]] >= llc["∞"]),
             ("the LLC does not rise with M up to the crossing", bool(low) and not rising),
             (f"the crossing (M = {cross}) is more than {LLC_CROSS_STEPS} grid step from the onset of transience "
-             f"(M = {onset})" if cross and onset else "no crossing or no onset of transience to compare", not near))
-            if bad))
+             f"(M = {onset})" if cross and onset else "no crossing or no onset of transience to compare", not near)))
 
 
 def llc_plateau(m: dict) -> Claim | None:
@@ -460,7 +474,7 @@ def llc_loss_vs_complexity(m: dict) -> Claim | None:
     id_at = {t: sw.sw["id"][curve_steps.index(t)][g] for t in steps_t}
     trade = complexity_tradeoff(id_at[steps_t[i_r]], lt["llc"][i_r], id_at[steps_t[-1]], lt["llc"][-1])
     above = _nan(s_llc.get("min_above_ridge"))
-    near_ridge = bool(s_llc.get("fell", s_llc["t_crit"] > 0)) and above <= FULL_DIP   # page 2's dip: near ridge
+    near_ridge = dips_to_ridge(s_llc)   # page 2's dip: near ridge
     return Claim(
         "llc_loss_vs_complexity", f"For M = {lt['M']}, the checkpoint at t_crit (the OOD minimum), near ridge, has "
         "higher loss but lower LLC than the final one: simplicity wins early, fit wins late", "§5.3, "
@@ -473,10 +487,10 @@ def llc_loss_vs_complexity(m: dict) -> Claim | None:
         f"the checkpoint at t_crit near ridge (the loss fell, and its smoothed OOD minimum is within {FULL_DIP:.0%} "
         "of the dMMSE_M–ridge gap above ridge: page 2's dip), and ΔL > 0 and Δλ > 0 against the final checkpoint "
         "(so a crossover n* exists), first seed",
-        why="; ".join(w for w, bad in (
+        why=_why(
             (f"the checkpoint at t_crit is not near ridge: its smoothed OOD loss is {above:.0%} of the gap above "
              f"ridge's (the mark is {FULL_DIP:.0%})", not near_ridge),
-            ("no trade-off between the two checkpoints (ΔL or Δλ not positive)", trade["n_star"] is None)) if bad))
+            ("no trade-off between the two checkpoints (ΔL or Δλ not positive)", trade["n_star"] is None)))
 
 
 def llc_calibrated(m: dict) -> Claim | None:
@@ -511,11 +525,9 @@ def llc_matches_devinterp(m: dict) -> Claim | None:
          "speed ratio": round(cc["devinterp_seconds"] / cc["ours_seconds"], 2)},
         rel <= DEVINTERP_TOLERANCE and cc["ours_seconds"] < cc["devinterp_seconds"],
         f"within {DEVINTERP_TOLERANCE:.0%} and faster", kind="extension",
-        why="; ".join(w for w, bad in ((f"{rel:.1%} apart (the mark is {DEVINTERP_TOLERANCE:.0%})",
-                                       rel > DEVINTERP_TOLERANCE),
-                                      (f"ours is not faster (devinterp's time / ours = "
-                                       f"{cc['devinterp_seconds'] / cc['ours_seconds']:.2f})",
-                                       cc["ours_seconds"] >= cc["devinterp_seconds"])) if bad))
+        why=_why((f"{rel:.1%} apart (the mark is {DEVINTERP_TOLERANCE:.0%})", rel > DEVINTERP_TOLERANCE),
+                 (f"ours is not faster (devinterp's time / ours = {cc['devinterp_seconds'] / cc['ours_seconds']:.2f})",
+                  cc["ours_seconds"] >= cc["devinterp_seconds"])))
 
 
 def grouped_speedup(m: dict) -> Claim | None:
