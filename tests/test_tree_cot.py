@@ -597,7 +597,7 @@ def test_sizes_per_mode():
         assert stored["fs_test"] == s.fs_test and 0 in s.seeds
     assert len(train.sizes("full").broken_seeds) >= 5 and len(train.sizes("full").std_seeds) >= 5
     with pytest.raises(ValueError, match="broken_seeds must hold"):
-        train.Sizes(1, 1, 1, 1, 1, (), 1, 1, 1, (0,), 1, (1,), 1, 1)
+        train.Sizes(1, 1, 1, 1, 1, (), 2, 1, 1, 1, (0,), 1, (1,), 1, 1)
     with pytest.raises(ValueError, match="task must be one of"):
         train.sizes("smoke").theory_steps("direct")
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -635,6 +635,11 @@ def planted_metrics() -> dict:
         return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0}, "log": {"roles": [roles], **curves},
                 "phases": phases}
 
+    def long_run(seed):   # the same seeds trained 4× longer: split by step 12000 and kept
+        clean = [[0.9, 0.1], [0.1, 0.9]]
+        return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0},
+                "log": {"step": [0, 6000, 12000, 18000, 24000], "roles": [[[0.5, 0.5], [0.5, 0.5]]] + [clean] * 4}}
+
     phases = {"climb": 2400, "switch": 1200, "descend": 600, "division": 3000,
               "order": ["descend", "switch", "climb", "division"]}
     cot_run = {"final": {"exact": 0.999, "by_depth": {"1": 1.0, "3": 1.0, "5": 0.99}}, "log": {"usage": [usage]}}
@@ -647,6 +652,7 @@ def planted_metrics() -> dict:
                                   "phases": phases}]},
             "forward_broken": {"init_std": 0.1, "runs": [broken(1, [[0.9, 0.1], [0.1, 0.9]], phases),
                                                          broken(2, [[0.2, 0.95], [0.85, 0.05]], phases)]},
+            "forward_broken_long": {"init_std": 0.1, "steps": 24000, "runs": [long_run(1), long_run(2)]},
         },
         "standard": {
             "cot": {"runs": [cot_run, cot_run]},
@@ -685,6 +691,8 @@ FLIPS = [
     ("zero_init_heads_identical", "theory/forward/runs/0/log/head_difference/0", 1e-3),
     # seed 2's division: the traversal head supplies only 0.45 more of the node prediction
     ("theory_forward_heads_specialise", "theory/forward_broken/runs/1/log/roles/0", [[0.3, 0.95], [0.75, 0.05]]),
+    # seed 2 trained longer loses its split at the last checkpoint (strength 0.3 < 0.5)
+    ("heads_split_with_longer_training", "theory/forward_broken_long/runs/1/log/roles/4", [[0.6, 0.3], [0.3, 0.6]]),
     ("theory_forward_phases", "theory/forward_broken/runs/1/phases",
      {"climb": 1600, "switch": 1200, "descend": 600, "division": None, "order": []}),  # 1000 / 6000 < 0.2
     ("standard_cot_solves_forward", "standard/cot/runs/1/final/exact", 0.98),
@@ -729,6 +737,49 @@ def test_phases_must_follow_one_another():
     m = _set(planted_metrics(), "theory/forward_broken/runs/1/log/backward", [0.2, 0.75, 0.8, 0.99, 1.0])
     failed = {c.id: c.why for c in claims.evaluate(m) if not c.holds}
     assert list(failed) == ["theory_forward_phases"] and "70% of its way" in failed["theory_forward_phases"]
+
+
+def test_longer_training_claim_wants_the_split_kept_not_passed_through():
+    def run(seed, strength):
+        return {"seed": seed, "step": [0, 4000, 8000, 12000, 16000], "strength": strength, "exact": 1.0}
+    kept = [run(1, [0.0, 0.45, 0.6, 0.7, 0.8]), run(2, [0.0, 0.3, 0.5, 0.55, 0.6])]
+    c = claims.heads_split_with_longer_training(kept, 4000, 16000)
+    assert c.holds and c.kind == "extension" and "4 times as long" in c.claim
+    assert c.measured["per seed"][0] == {"seed": 1, "at 4000 steps": 0.45, "peak": 0.8, "peak step": 16000,
+                                         "lowest in the last quarter": 0.7, "end": 0.8}
+    # a peak inside the run, lost by the end (seed 1 of the full run: 0.47 at 4800, 0.15 at 16000)
+    passed_through = [run(1, [0.0, 0.45, 0.6, 0.3, 0.15]), kept[1]]
+    c = claims.heads_split_with_longer_training(passed_through, 4000, 16000)
+    assert not c.holds and c.why.startswith("seed 1: 0.15 in the last quarter") and "peak 0.60 at step 8000" in c.why
+    # the last quarter starts at step 12000: a dip there fails even if the end recovers
+    assert not claims.heads_split_with_longer_training([run(1, [0, .5, .9, .49, .9]), kept[1]], 4000, 16000).holds
+    assert not claims.heads_split_with_longer_training(kept[:1], 4000, 16000).holds   # one seed is not evidence
+    assert not claims.heads_split_with_longer_training([kept[0], {**kept[1], "exact": 0.9}], 4000, 16000).holds
+    with pytest.raises(ValueError, match="short_steps and long_steps"):
+        claims.heads_split_with_longer_training(kept, 16000, 4000)
+    with pytest.raises(ValueError, match="last at long_steps = 20000"):
+        claims.heads_split_with_longer_training(kept, 4000, 20000)
+    with pytest.raises(ValueError, match="runs must hold"):
+        claims.heads_split_with_longer_training([], 4000, 16000)
+
+
+def test_plot_division_draws_one_line_per_run():
+    from helpers.tree_cot import plot_division
+    fig = plot_division({"seed 1": ([0, 8, 16], [0.0, 0.6, 0.2]), "seed 2": ([0, 8, 16], [0.0, 0.1, 0.7])},
+                        short_steps=4, mark=0.5, tail=0.25)
+    ax = fig.axes[0]
+    assert [list(line.get_ydata()) for line in ax.lines[:2]] == [[0.0, 0.6, 0.2], [0.0, 0.1, 0.7]]
+    assert ax.get_xlim() == (0, 16)
+    with pytest.raises(ValueError, match="runs must hold"):
+        plot_division({}, short_steps=4, mark=0.5, tail=0.25)
+
+
+def test_sizes_train_the_longer_runs_longer():
+    from helpers.tree_cot.train import SIZES, Sizes
+    for s in SIZES.values():
+        assert s.broken_long_steps > s.theory_forward_steps
+    with pytest.raises(ValueError, match="broken_long_steps must be > theory_forward_steps"):
+        Sizes(**{**SIZES["smoke"].__dict__, "broken_long_steps": 20})
 
 
 def test_filter_sort_needs_the_tagged_control_to_fail_too():

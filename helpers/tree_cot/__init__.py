@@ -80,6 +80,7 @@ from .plots import (
                        draw_tree,
                        plot_attention,
                        plot_blocks,
+                       plot_division,
                        plot_h_snapshots,
                        plot_heads,
                        plot_robustness,
@@ -128,7 +129,8 @@ __all__ = [
     "phases", "random_child_baseline", "robustness", "role_assignment", "roles",
     "stage_switch_accuracy", "steps_text", "target_sequence", "token_label",
     # plots
-    "draw_tree", "plot_attention", "plot_blocks", "plot_h_snapshots", "plot_heads", "plot_robustness", "plot_roles",
+    "draw_tree", "plot_attention", "plot_blocks", "plot_division", "plot_h_snapshots", "plot_heads",
+    "plot_robustness", "plot_roles",
     "sequence_text",
     # exercises
     "check_backward_construction", "check_forward_head1",

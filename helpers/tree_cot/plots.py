@@ -6,7 +6,8 @@
 - :func:`plot_h_snapshots` — the theory model's ``H`` over training (returns the figure);
 - :func:`plot_blocks` — entries of each head's key–query blocks over training, the phases
   marked; :func:`plot_roles` — each head's share of the node prediction and of the stage signal
-  over training (both return the figure);
+  over training; :func:`plot_division` — the division strength over longer training, one line
+  per seed (all three return the figure);
 - :func:`plot_robustness` — accuracy along the four robustness axes (returns the figure).
 
 Used in: every notebook of book/tree_cot/.
@@ -243,4 +244,26 @@ def plot_roles(logs: dict, title: str = ""):
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.13, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
+    return fig
+
+
+def plot_division(runs: dict, short_steps: int, mark: float, tail: float, title: str = ""):
+    """The division strength over training, one line per run; returns the figure. ``runs``:
+    ``{run name: (steps, strengths)}``; ``short_steps`` (where the main runs stop) is drawn as a
+    dotted line, the pass mark ``mark`` as a dashed one, and the last ``tail`` fraction of training
+    (where the split must hold) is shaded."""
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
+    end = max(float(np.max(steps)) for steps, _ in runs.values())
+    ax.axvspan((1 - tail) * end, end, color="0.92", zorder=0, label=f"last {tail:.0%}: the split must hold")
+    for i, (name, (steps, strength)) in enumerate(runs.items()):
+        ax.plot(steps, strength, color=f"C{i}", lw=2, marker="o", ms=3, label=name)
+    ax.axhline(mark, color="0.3", ls="--", lw=1, label=f"pass mark {mark:g}")
+    ax.axvline(short_steps, color="0.3", ls=":", lw=1.2, label=f"the main runs stop ({short_steps} steps)")
+    ax.set(xlabel="training step", ylabel="division strength", xlim=(0, end), ylim=(-0.1, 1.0))
+    if title:
+        ax.set_title(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.72, 1))
+    fig.legend(loc="center right", frameon=False, fontsize=9)
     return fig

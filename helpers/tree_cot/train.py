@@ -162,6 +162,8 @@ class Sizes:
     test: int                   # unseen test trees per evaluation
     n_checkpoints: int          # checkpoints per training run (curves, blocks, head usage, attention)
     broken_seeds: tuple[int, ...]  # seeds of the forward theory model from a small random init (symmetry broken)
+    broken_long_steps: int      # SGD steps of the same symmetry-broken seeds trained longer (does time finish
+                                # the split?)
     cot_steps: int              # Adam steps of the standard transformer with CoT
     direct_steps: int           # Adam steps of the standard transformer without CoT
     std_batch: int              # standard transformer's batch size (also filter → sort)
@@ -175,6 +177,9 @@ class Sizes:
         for name in ("broken_seeds", "std_seeds", "layers"):
             if len(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must hold at least one value")
+        if not self.broken_long_steps > self.theory_forward_steps:
+            raise ValueError(f"broken_long_steps must be > theory_forward_steps ({self.theory_forward_steps}); "
+                             f"got {self.broken_long_steps}")
 
     def theory_steps(self, task: str) -> int:
         """Steps of the theory model for ``task`` in ``("backward", "forward")``."""
@@ -199,13 +204,14 @@ class Sizes:
 
 SIZES = {
     "smoke": Sizes(theory_backward_steps=20, theory_forward_steps=20, batch=32, test=64, n_checkpoints=4,
-                   broken_seeds=(1,), cot_steps=20, direct_steps=20, std_batch=32, std_seeds=(0,), robust_n=16,
-                   layers=(1, 2), fs_steps=20, fs_test=64),
+                   broken_seeds=(1,), broken_long_steps=40, cot_steps=20, direct_steps=20, std_batch=32, std_seeds=(0,),
+                   robust_n=16, layers=(1, 2), fs_steps=20, fs_test=64),
     "default": Sizes(theory_backward_steps=800, theory_forward_steps=3000, batch=256, test=1000, n_checkpoints=20,
-                     broken_seeds=(1,), cot_steps=400, direct_steps=1200, std_batch=128, std_seeds=(0,),
-                     robust_n=300, layers=(1,), fs_steps=800, fs_test=1000),
+                     broken_seeds=(1,), broken_long_steps=12000, cot_steps=400, direct_steps=1200, std_batch=128,
+                     std_seeds=(0,), robust_n=300, layers=(1,), fs_steps=800, fs_test=1000),
     "full": Sizes(theory_backward_steps=2000, theory_forward_steps=4000, batch=256, test=2000, n_checkpoints=20,
-                  broken_seeds=(1, 2, 3, 4, 5), cot_steps=1000, direct_steps=1500, std_batch=128,
+                  broken_seeds=(1, 2, 3, 4, 5), broken_long_steps=16000,
+                  cot_steps=1000, direct_steps=1500, std_batch=128,
                   std_seeds=(0, 1, 2, 3, 4), robust_n=500, layers=(1, 2, 4), fs_steps=2000, fs_test=2000),
 }
 
@@ -423,7 +429,8 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
     ``metrics`` (→ ``metrics.json``): ``sizes``; ``theory`` — ``backward`` and ``forward`` (the
     paper's zero-initialised models, one run each: from zero, seeds only change the batches) and
     ``forward_broken`` (the forward model from a small random initialisation, one run per seed of
-    ``broken_seeds``), each run with its curves, final accuracy and phases; ``standard`` — the
+    ``broken_seeds``) and ``forward_broken_long`` (the same seeds trained ``broken_long_steps``), each
+    run with its curves, final accuracy and phases; ``standard`` — the
     one-layer transformer with CoT and without (``direct``) per seed of ``std_seeds`` (deeper direct
     models: first seed), the random-child baseline; ``robustness`` (per model and seed, per axis
     and value); ``filter_sort`` (per task); ``seconds``. ``files["arrays.npz"]``: ``H`` snapshots
@@ -439,15 +446,17 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
 
     # 1-2. the theory models: the paper's zero initialisation, then the symmetry broken
     theory_models = {}
-    for task, seeds, std in (("backward", [0], 0.0), ("forward", [0], 0.0),
-                             ("forward_broken", list(cfg.broken_seeds), SYMMETRY_BREAK_STD)):
+    for task, seeds, std, steps in (
+            ("backward", [0], 0.0, cfg.theory_backward_steps), ("forward", [0], 0.0, cfg.theory_forward_steps),
+            ("forward_broken", list(cfg.broken_seeds), SYMMETRY_BREAK_STD, cfg.theory_forward_steps),
+            ("forward_broken_long", list(cfg.broken_seeds), SYMMETRY_BREAK_STD, cfg.broken_long_steps)):
         base = task.split("_")[0]
         V = THEORY[base].vocab
         test = test_trees(cfg.test, V)
         runs = []
         timer = time.perf_counter()
         for seed in seeds:
-            model, log = train_theory(base, steps=cfg.theory_steps(base), batch=cfg.batch, test=test,
+            model, log = train_theory(base, steps=steps, batch=cfg.batch, test=test,
                                       n_checkpoints=cfg.n_checkpoints, seed=seed, init_std=std, progress=progress)
             record = _run_record(seed, log, "H")
             if base == "forward":
@@ -457,7 +466,7 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
                 theory_models[task] = model
                 for step, H in log["H"].items():
                     arrays[f"theory_{task}_H_{step}"] = H
-        metrics["theory"][task] = {"runs": runs, "init_std": std,
+        metrics["theory"][task] = {"runs": runs, "init_std": std, "steps": steps,
                                    "test_depths": np.bincount([e.depth for e in test]).tolist()}
         metrics["seconds"][f"theory_{task}"] = time.perf_counter() - timer
 
