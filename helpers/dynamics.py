@@ -34,6 +34,7 @@ Used in: chapter 3 (``helpers.transient_ridge``) and the closing chapter (``help
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -148,6 +149,14 @@ def complexity_tradeoff(loss_simple: float, llc_simple: float, loss_complex: flo
     ``n·(L_simple − L_complex) > (λ_complex − λ_simple)·log n``. Returns the losses and λs,
     ``delta_loss``, ``delta_llc`` and ``n_star``, the smallest such n (None if there is no trade-off:
     the complex one is not both better-fitting and more complex, or n_star > ``n_max``)."""
+    values = {"loss_simple": loss_simple, "llc_simple": llc_simple, "loss_complex": loss_complex,
+              "llc_complex": llc_complex}
+    bad = {k: v for k, v in values.items() if isinstance(v, bool) or not isinstance(v, numbers.Real)
+           or not math.isfinite(v)}
+    if bad:
+        raise ValueError(f"the losses and LLCs must be finite numbers; got {bad}")
+    if not (isinstance(n_max, numbers.Real) and n_max > 2):
+        raise ValueError(f"n_max must be a number > 2; got {n_max!r}")
     dL, dl = loss_simple - loss_complex, llc_complex - llc_simple
     n_star = None
     if dL > 0 and dl > 0:
@@ -181,7 +190,7 @@ class LLCEstimate:
 
 
 def _positive(name: str, value) -> float:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
     return float(value)
 
@@ -190,6 +199,10 @@ def sgld_step(w: torch.Tensor, w_star: torch.Tensor, grad: torch.Tensor, noise: 
               nbeta: float, localization: float) -> torch.Tensor:
     """One SGLD step (any shape; all four tensors alike):
     ``w − (ε/2)(γ (w − w*) + nβ ∇ℓ_batch(w)) + √ε · ξ`` with ``ξ = noise`` ~ N(0, I)."""
+    lr, nbeta, localization = _positive("lr", lr), _positive("nbeta", nbeta), _positive("localization", localization)
+    if not w.shape == w_star.shape == grad.shape == noise.shape:
+        raise ValueError(f"w, w_star, grad and noise must have the same shape; got {tuple(w.shape)}, "
+                         f"{tuple(w_star.shape)}, {tuple(grad.shape)}, {tuple(noise.shape)}")
     return w - 0.5 * lr * (localization * (w - w_star) + nbeta * grad) + math.sqrt(lr) * noise
 
 
@@ -214,11 +227,17 @@ def estimate_llc(model: torch.nn.Module, loss_fn, batch_fn, *, lr: float, nbeta:
     check_int("num_burnin", num_burnin, 0)
     check_int("init_batches", init_batches, 1)
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no parameters with requires_grad=True: there is nothing to sample")
     w_star = [p.detach().clone() for p in params]
     gen = torch_generator(seed, device=params[0].device)
     with torch.no_grad():
         init = torch.stack([torch.as_tensor(loss_fn(model, batch_fn(-1 - i))).reshape(-1).float()
                             for i in range(init_batches)]).mean(0)
+    if not torch.isfinite(init).all():
+        raise NonFiniteSamplingError(f"the loss at w* (over the {init_batches} init_batches) is "
+                                     f"{init.flatten().tolist()[:4]}: the model or its batches are broken before "
+                                     "any sampling")
     steps = num_burnin + num_draws
     trace = torch.empty(num_chains, steps, init.numel())
     try:
@@ -251,7 +270,11 @@ def estimate_llc(model: torch.nn.Module, loss_fn, batch_fn, *, lr: float, nbeta:
 def quadratic_llc(hessian_eigenvalues: torch.Tensor, nbeta: float, localization: float) -> float:
     """The estimator's exact target for a quadratic loss ``½ (w − w*)ᵀ H (w − w*)``:
     ``Σ_i ½ · nβ h_i / (nβ h_i + γ)`` — d/2 when every ``nβ h_i ≫ γ``."""
+    nbeta, localization = _positive("nbeta", nbeta), _positive("localization", localization)
     h = torch.as_tensor(hessian_eigenvalues, dtype=torch.float64)
+    if h.ndim != 1 or not bool(torch.isfinite(h).all()) or bool((h < 0).any()):
+        raise ValueError(f"hessian_eigenvalues must be a 1-d array of finite values >= 0 (the eigenvalues, not the "
+                         f"Hessian itself); got shape {tuple(h.shape)}")
     return float((0.5 * nbeta * h / (nbeta * h + localization)).sum())
 
 

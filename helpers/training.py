@@ -211,7 +211,10 @@ def train(
             was_training = model.training
             model.eval()
             with torch.no_grad():
-                history.record_eval(step, eval_fn(model))
+                metrics = eval_fn(model)
+            if not isinstance(metrics, Mapping):
+                raise TypeError(f"eval_fn must return a {{name: float}} mapping; got {type(metrics).__name__}")
+            history.record_eval(step, metrics)
             model.train(was_training)
         if on_checkpoint is not None:
             on_checkpoint(step, model)
@@ -227,6 +230,9 @@ def train(
     batches = _Prefetcher(batch_fn, start, steps, prefetch) if prefetch and can_fork and steps > start else batch_fn
     for step in bar:
         loss = loss_fn(model, batches(step))
+        if not (isinstance(loss, torch.Tensor) and loss.ndim == 0):
+            got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise TypeError(f"loss_fn must return a scalar (0-d) tensor; got {got} (a forgotten .mean()?)")
         value = float(loss.detach())
         if not math.isfinite(value):
             raise NonFiniteLossError(

@@ -106,6 +106,32 @@ def test_llc_bad_input_and_divergence():
                      num_burnin=0, init_batches=1)
 
 
+def test_sgld_pieces_bad_input():
+    w = torch.zeros(3)
+    with pytest.raises(ValueError, match="same shape"):
+        dynamics.sgld_step(w, w, torch.zeros(3, 1), w, lr=0.1, nbeta=1.0, localization=1.0)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        dynamics.sgld_step(w, w, w, w, lr=-0.1, nbeta=1.0, localization=1.0)
+    # NumPy scalars are numbers too
+    assert torch.equal(dynamics.sgld_step(w, w, w, w, lr=np.float32(0.1), nbeta=1.0, localization=1.0), w)
+    with pytest.raises(ValueError, match="the eigenvalues, not the Hessian itself"):
+        quadratic_llc(torch.eye(3), 10.0, 1.0)
+    with pytest.raises(ValueError, match="finite values >= 0"):
+        quadratic_llc(torch.tensor([1.0, -2.0]), 10.0, 1.0)
+    with pytest.raises(ValueError, match="localization"):
+        quadratic_llc(torch.tensor([1.0]), 10.0, 0.0)
+    with pytest.raises(ValueError, match="finite numbers"):
+        dynamics.complexity_tradeoff(1.0, math.nan, 0.5, 3.0)
+    with pytest.raises(ValueError, match="n_max must be a number > 2"):
+        dynamics.complexity_tradeoff(1.0, 1.0, 0.5, 3.0, n_max=1)
+    model, loss, _ = _linear_regression(d=3, n=200)
+    with pytest.raises(NonFiniteSamplingError, match="before any sampling"):
+        estimate_llc(model, lambda m, b: torch.tensor(math.nan), lambda i: None, lr=1e-3, nbeta=1.0, localization=1.0)
+    frozen = torch.nn.Linear(2, 1).requires_grad_(False)
+    with pytest.raises(ValueError, match="no parameters with requires_grad"):
+        estimate_llc(frozen, loss, lambda i: None, lr=1e-3, nbeta=1.0, localization=1.0)
+
+
 def test_smoothing_and_rank_correlation_against_closed_forms():
     steps = np.array([0, 9, 99, 999])                     # log10(1 + step) = 0, 1, 2, 3
     assert np.allclose(smooth(steps, [2.0] * 4), 2.0)     # a constant stays constant

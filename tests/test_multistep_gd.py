@@ -134,10 +134,28 @@ def test_covariance_with_condition():
     (lambda: gd_weights(3, -0.1), ValueError, "eta must be > 0"),
     (lambda: LinearSelfAttention(0), ValueError, "d must be an int >= 1"),
     (lambda: rollout(SparseLSA(2), torch.zeros(1, 2, 3), torch.zeros(1, 3), -1), ValueError, "k must be"),
+    (lambda: prompt_matrix(torch.zeros(2, 3, 5), torch.zeros(2, 5), torch.zeros(2, 3)), ValueError,
+     r"W must hold the iterates as \(B, J, d\) = \(2, J, 3\).*w.unsqueeze\(1\)"),
+    (lambda: prompt_matrix(torch.zeros(2, 3, 5), torch.zeros(2, 5), torch.zeros(2, 1, 4)), ValueError, "W must hold"),
+    (lambda: predict_next(SparseLSA(3), torch.zeros(2, 10, 6), 5), ValueError, r"\(B, 8, N\).*d = 3"),
+    (lambda: predict_next(SparseLSA(3), torch.zeros(2, 8, 6), 0), ValueError, "n must be an int >= 1"),
+    (lambda: predict_next(SparseLSA(3), torch.zeros(2, 8, 6), 6), ValueError,
+     r"n must be the number of data tokens, an int in \[1, 5\]"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_numpy_integers_count_as_ints():
+    from helpers.checks import check_int
+    P = sample_prompts(4, np.int64(5), 3)           # e.g. n taken from np.arange
+    assert P.X.shape == (4, 3, 5)
+    assert check_int("n", np.int32(7), 1) == 7 and type(check_int("n", np.int32(7), 1)) is int
+    with pytest.raises(TypeError, match="n must be an int"):
+        check_int("n", np.float64(7.0), 1)
+    with pytest.raises(TypeError, match="n must be an int"):
+        check_int("n", True, 0)
 
 
 # ---------------------------------------------------------------- the LSA layer
@@ -235,6 +253,73 @@ def test_sparsity_report_needs_both_steps_the_scales_are_free_only_jointly():
 def test_random_layer_is_not_sparse():
     report = sparsity_report(LinearSelfAttention(4, init_std=1.0, generator=torch_generator(0)))
     assert report["mass_outside"] > 0.5
+
+
+def _hand_no_cot(W_PV, W_KQ, X, y):
+    """ŵ of one pass f(Z) = Z + W^{PV} Z (Zᵀ W^{KQ} Z) / n on Z_0 = [data | (0, 0, 0, 1)], in numpy, by prompt."""
+    B, d, n = X.shape
+    out = np.empty((B, d))
+    for b in range(B):
+        Z = np.zeros((2 * d + 2, n + 1))
+        Z[:d, :n], Z[d, :n], Z[2 * d + 1, n] = X[b], y[b], 1.0
+        out[b] = (Z + W_PV @ Z @ (Z.T @ W_KQ @ Z) / n)[d + 1:2 * d + 1, n]
+    return out
+
+
+@pytest.mark.parametrize("planted_eta", [0.0, 0.5])
+def test_effective_eta_is_the_least_squares_fit_on_a_random_layer(planted_eta):
+    """On a random layer (plus, or not, the GD construction) ŵ is not a multiple of X y / n: η̂ is the one
+    least-squares scale over all prompts' ŵ stacked, the residual the unexplained fraction of Σ‖ŵ‖²."""
+    d, n = 4, 15
+    P = prompts(batch=64, n=n, d=d, seed=5)
+    model = LinearSelfAttention(d, init_std=0.3, generator=torch_generator(6), dtype=F64)
+    if planted_eta:
+        with torch.no_grad():
+            for M, G in zip(model.matrices(), gd_weights(d, planted_eta)):
+                M += G
+    X, y = P.X.numpy(), P.y.numpy()
+    w_hat = _hand_no_cot(model.W_PV.detach().numpy(), model.W_KQ.detach().numpy(), X, y).ravel()
+    g = np.einsum("bdn,bn->bd", X, y).ravel() / n
+    eta_ls = np.linalg.lstsq(g[:, None], w_hat, rcond=None)[0][0]
+    residual = 1 - (w_hat @ g) ** 2 / ((w_hat @ w_hat) * (g @ g))
+    assert 0.05 < residual < 0.95   # far from both ends: every normalisation shows
+    eta_hat, res = effective_eta(model, P)
+    assert eta_hat == pytest.approx(eta_ls, rel=1e-10, abs=1e-12)
+    assert res == pytest.approx(residual, rel=1e-9)
+
+
+@pytest.mark.parametrize("d, dtype", [(3, F64), (4, torch.float32)])
+def test_sparsity_report_on_a_random_layer_matches_a_hand_computation(d, dtype):
+    """Every reported number against the masks of the GD blocks built by hand, in float64; the layer is
+    also read with W^{PV} negated, so that in one of the two the largest off-diagonal entry is negative."""
+    D = 2 * d + 2
+    # rows and columns of Z: x = 0 … d−1, y = d, w = d+1 … 2d, the constant 2d+1
+    x, y, w, one = np.arange(d), d, np.arange(d + 1, 2 * d + 1), 2 * d + 1
+    b = blocks(d)
+    assert (list(range(D)[b["x"]]), b["y"], list(range(D)[b["w"]]), b["one"]) == (list(x), y, list(w), one)
+    in_PV, in_KQ = np.zeros((D, D), bool), np.zeros((D, D), bool)
+    in_PV[np.ix_(w, x)] = True                       # V_31: x-columns → w-rows
+    in_KQ[np.ix_(x, w)] = True                       # W_13: x-rows × w-columns
+    in_KQ[y, one] = True                             # the y–1 pairing
+    assert in_PV.sum() == d * d and in_KQ.sum() == d * d + 1
+    model = LinearSelfAttention(d, init_std=1.0, generator=torch_generator(7), dtype=dtype)
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            model.W_PV *= sign
+        W_PV, W_KQ = (M.detach().to(F64).numpy() for M in model.matrices())
+        V31, W13 = W_PV[np.ix_(w, x)], W_KQ[np.ix_(x, w)]
+        product = V31 @ W13
+        expected = {
+            "eta_hat": -np.trace(product) / d,
+            "pairing_eta": np.diag(V31).mean() * W_KQ[y, one],
+            "product_offdiag": np.abs(product[~np.eye(d, dtype=bool)]).max(),
+            "mass_outside": (np.square(W_PV[~in_PV]).sum() + np.square(W_KQ[~in_KQ]).sum())
+            / (np.square(W_PV).sum() + np.square(W_KQ).sum()),
+        }
+        report = sparsity_report(model)
+        assert set(report) == set(expected)
+        for key, value in expected.items():
+            assert abs(report[key] - value) <= 1e-12 * max(1.0, abs(value)), (sign, key, report[key], value)
 
 
 def test_two_stage_times_on_a_planted_history():
@@ -413,7 +498,9 @@ def planted_metrics():
         "settings": [{
             "setting": {"d": d, "n": n, "k": k, "eta": eta}, "eta_star": eta_star, "one_step_error_theory": theory,
             "no_cot": {"test_mean": theory * 1.01, "eta_hat": eta_star * 1.01, "residual": 1e-4, "test_median": 3.0},
-            "cot": {"sparsity": {"eta_hat": eta * 1.01, "product_offdiag": 1e-3, "mass_outside": 0.01}},
+            "cot": {"sparsity": {"eta_hat": eta * 1.01, "pairing_eta": eta * 0.99, "product_offdiag": 1e-3,
+                                 "mass_outside": 0.01},
+                    "deviation_from_gd": [1.0, 5e-5]},   # 0.5% of GD's mean error after K_RECOVERY steps
             "recovery": _recovery(3.0, 0.0101, 0.0100),
         }],
         "looped_query": {"loops": [1, 2], "test_error": [3.5, 1.0], "gd_error": [3.6, 2.0], "gd_eta": [0.6, 0.6]},
@@ -439,29 +526,54 @@ def _set(metrics, path, value):
     node = metrics
     for key in path[:-1]:
         node = node[key]
+    if isinstance(node, dict):
+        assert path[-1] in node, f"{path} is not in the planted metrics"
     node[path[-1]] = value
 
 
 S0 = ("settings", 0)
 R0 = (*S0, "recovery")
-# claim id → the numbers to change (path, value) so that exactly this claim fails
+SP = (*S0, "cot", "sparsity")
+ETA, ETA_STAR, THEORY = 0.4, one_step_optimum(20, 10), one_step_error(20, 10)
+# claim id → {pass-mark condition → the numbers to change (path, value) so that this condition, and with it
+# exactly this claim, fails}: one entry per condition of the claim, each value just past its pass mark
 BREAKS = {
-    "no_cot_plateau[d=10, n=20]": [((*S0, "no_cot", "test_mean"), one_step_error(20, 10) * 1.07)],
-    "no_cot_is_one_gd_step[d=10, n=20]": [((*S0, "no_cot", "residual"), 0.02)],
-    "cot_sparse_pattern[d=10, n=20]": [((*S0, "cot", "sparsity", "mass_outside"), 0.06)],
-    "cot_tracks_gd[d=10, n=20]": [((*R0, "gd_median", 10), 0.0115)],
+    "no_cot_plateau[d=10, n=20]": {"error": [((*S0, "no_cot", "test_mean"), THEORY * 1.07)]},
+    "no_cot_is_one_gd_step[d=10, n=20]": {"residual": [((*S0, "no_cot", "residual"), 0.011)],
+                                          "eta_hat": [((*S0, "no_cot", "eta_hat"), ETA_STAR * 1.06)]},
+    "cot_sparse_pattern[d=10, n=20]": {"mass_outside": [((*SP, "mass_outside"), 0.051)],
+                                       "eta_hat": [((*SP, "eta_hat"), ETA * 0.94)],
+                                       "product_offdiag": [((*SP, "product_offdiag"), 0.051)],
+                                       "pairing_eta": [((*SP, "pairing_eta"), ETA * 1.06)]},
+    "cot_tracks_gd[d=10, n=20]": {"median": [((*R0, "gd_median", 10), 0.0115)],
+                                  # 11% above GD, still 270× below the no-CoT mean
+                                  "mean": [((*R0, "model_mean", 10), 0.0111)],
+                                  # 1.1% of GD's mean error 0.01 after K_RECOVERY steps
+                                  "deviation": [((*S0, "cot", "deviation_from_gd", -1), 1.1e-4)]},
     # the CoT error and its GD reference move together: still tracking GD, no longer 100× below no-CoT
-    "cot_beats_no_cot_mean[d=10, n=20]": [((*R0, "model_mean", 10), 0.0404), ((*R0, "gd_mean", 10), 0.04)],
-    "cot_beats_no_cot_median[d=10, n=20]": [((*R0, "no_cot_median"), 0.9)],
-    "looped_beats_single_pass[L=2]": [(("looped_query", "test_error", 1), 1.9), (("looped_query", "gd_error", 1), 2.5)],
-    "looped_beats_gd[L=2]": [(("looped_query", "gd_error", 1), 0.9)],
-    "looped_weights_beat_single_pass[d=10, n=20]": [(("looped", "per_loop", -1), 0.4)],
-    "two_stage_dynamics": [(("balanced", "stages", "fast_fraction"), 0.6),
-                           (("wrong_sign", "stages", "fast_fraction"), 0.6)],
-    "wrong_sign_start_aligns_at_once": [(("wrong_sign", "sign_flip"), 60.0)],
-    "generalises_to_other_n": [(("generalisation_n", "model_median", 2), 0.0112)],
-    "generalises_to_covariances": [(("generalisation_kappa", "no_cot_median", 3), 0.5)],
+    "cot_beats_no_cot_mean[d=10, n=20]": {"gain": [((*R0, "model_mean", 10), 0.0404), ((*R0, "gd_mean", 10), 0.04)]},
+    "cot_beats_no_cot_median[d=10, n=20]": {"gain": [((*R0, "no_cot_median"), 0.9)]},
+    "looped_beats_single_pass[L=2]": {"gain": [(("looped_query", "test_error", 1), 1.9),
+                                               (("looped_query", "gd_error", 1), 2.5)]},
+    "looped_beats_gd[L=2]": {"gd": [(("looped_query", "gd_error", 1), 0.9)]},
+    "looped_weights_beat_single_pass[d=10, n=20]": {"fraction": [(("looped", "per_loop", -1), 0.4)]},
+    "two_stage_dynamics": {"fast_fraction": [(("balanced", "stages", "fast_fraction"), 0.51)],
+                           "v": [(("balanced", "v", -1), ETA * 1.021)],
+                           "w": [(("balanced", "w", -1), 0.979)]},
+    "wrong_sign_start_aligns_at_once": {"sign_flip": [(("wrong_sign", "sign_flip"), 36.0)],   # 5% of 700 is 35
+                                        "t_half_longer": [(("wrong_sign", "stages", "t_half"), 700.0 * 1.11)],
+                                        "t_half_shorter": [(("wrong_sign", "stages", "t_half"), 700.0 * 0.89)],
+                                        "v": [(("wrong_sign", "v", -1), ETA * 0.979)],
+                                        "w": [(("wrong_sign", "w", -1), 1.021)]},
+    "generalises_to_other_n": {"median_ratio": [(("generalisation_n", "model_median", 2), 0.0112)],
+                               "mean_ratio": [(("generalisation_n", "model_mean", 1), 0.0222)],     # gain 113×
+                               "median_gain": [(("generalisation_n", "no_cot_median", 0), 0.99)]},  # 99×
+    "generalises_to_covariances": {"median_gain": [(("generalisation_kappa", "no_cot_median", 3), 0.5)],
+                                   "median_ratio": [(("generalisation_kappa", "model_median", 1), 0.0089)],
+                                   "mean_ratio": [(("generalisation_kappa", "model_mean", 0), 0.0178)],
+                                   "mean_gain": [(("generalisation_kappa", "no_cot_mean", 2), 1.98)]},   # 99×
 }
+BREAK_CASES = [pytest.param(cid, cond, id=f"{cid}-{cond}") for cid, conds in BREAKS.items() for cond in conds]
 
 
 def test_planted_metrics_make_every_claim_hold():
@@ -475,13 +587,35 @@ def test_planted_metrics_make_every_claim_hold():
     json.dumps([c.to_dict() for c in result], allow_nan=False)
 
 
-@pytest.mark.parametrize("claim_id", list(BREAKS))
-def test_each_claim_flips_alone(claim_id):
+@pytest.mark.parametrize("claim_id, condition", BREAK_CASES)
+def test_each_claim_flips_alone(claim_id, condition):
     metrics = planted_metrics()
-    for path, value in BREAKS[claim_id]:
+    for path, value in BREAKS[claim_id][condition]:
         _set(metrics, path, value)
     flipped = [c.id for c in claims.evaluate(metrics) if not c.holds]
     assert flipped == [claim_id]
+
+
+@pytest.mark.parametrize("claim_id, condition", BREAK_CASES)
+def test_every_break_changes_a_number_the_claims_read(claim_id, condition):
+    """A break must not hold a path no claim reads (it would flip nothing by itself): made NaN (null
+    in metrics.json), each changed number fails some claim."""
+    for path, _ in BREAKS[claim_id][condition]:
+        metrics = planted_metrics()
+        _set(metrics, path, None)
+        assert any(not c.holds for c in claims.evaluate(metrics)), path
+
+
+def test_metrics_of_older_runs_are_judged_without_the_step_on_xy_and_the_deviation():
+    """Runs before pairing_eta and deviation_from_gd: the remaining conditions alone decide."""
+    metrics = planted_metrics()
+    del metrics["settings"][0]["cot"]["sparsity"]["pairing_eta"], metrics["settings"][0]["cot"]["deviation_from_gd"]
+    assert all(c.holds for c in claims.evaluate(metrics))
+    for cid, cond in [("cot_sparse_pattern[d=10, n=20]", "eta_hat"), ("cot_tracks_gd[d=10, n=20]", "mean")]:
+        broken = json.loads(json.dumps(metrics))
+        for path, value in BREAKS[cid][cond]:
+            _set(broken, path, value)
+        assert [c.id for c in claims.evaluate(broken) if not c.holds] == [cid]
 
 
 @pytest.mark.parametrize("key", ["generalisation_n", "generalisation_kappa"])

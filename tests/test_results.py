@@ -459,3 +459,18 @@ def test_a_run_killed_between_the_two_renames_loses_nothing(tmp_path):
     store.save_run(RunOutput(metrics={"acc": 0.98}, seeds=[0], device="cpu", seconds=1.0), [claim()], mode="full")
     assert store.load_json("metrics.json") == {"acc": 0.98}
     assert not list(tmp_path.glob(".demo.*"))
+
+
+@pytest.mark.parametrize("chapter", ["tree_cot", "multistep_gd", "transient_ridge", "one_lens"])
+def test_committed_verdicts_are_what_the_current_claims_say(chapter):
+    """The committed claims.json is what the chapter's current claims make of its committed metrics:
+    a pass mark changed without ``--claims-only`` would leave stale verdicts in the book."""
+    import importlib
+    store = importlib.import_module(f"helpers.{chapter}.train").store()
+    if not store.exists("metrics.json"):
+        pytest.skip("no committed results")
+    judged = importlib.import_module(f"helpers.{chapter}.claims").evaluate(store.load_json("metrics.json"))
+    stored = store.load_json("claims.json")
+    assert [c.to_dict() for c in judged] == stored, (
+        f"results/{chapter}/claims.json is stale: run python -m helpers.{chapter} --claims-only")
+    assert all(c.holds == (not c.why) for c in judged), "a claim's why must be set exactly when it fails"

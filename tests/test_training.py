@@ -180,6 +180,37 @@ def test_non_finite_loss_names_the_step():
               progress=False)
 
 
+def test_loss_and_eval_functions_must_return_what_train_records():
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.ones(4, 2)
+    with pytest.raises(TypeError, match=r"loss_fn must return a scalar \(0-d\) tensor; got shape \(4, 1\)"):
+        train(model, lambda m, b: m(x) ** 2, lambda s: None, steps=1, optimizer=opt, progress=False)
+    with pytest.raises(TypeError, match="loss_fn must return a scalar .* got float"):
+        train(model, lambda m, b: 1.0, lambda s: None, steps=1, optimizer=opt, progress=False)
+    with pytest.raises(TypeError, match=r"eval_fn must return a \{name: float\} mapping; got float"):
+        train(model, lambda m, b: m(x).pow(2).mean(), lambda s: None, steps=1, optimizer=opt, progress=False,
+              checkpoint_steps=[0], eval_fn=lambda m: 0.5)
+
+
+def test_grad_clip_bounds_the_update_norm():
+    def one_step(grad_clip, weights):
+        model = torch.nn.Linear(len(weights), 1, bias=False)
+        with torch.no_grad():
+            model.weight.zero_()
+        w = torch.tensor(weights)
+        # loss = w·θ: the gradient is w, and one SGD step with lr 1 moves θ by −(clipped) w
+        train(model, lambda m, b: (m.weight[0] * w).sum(), lambda s: None, steps=1, grad_clip=grad_clip,
+              optimizer=torch.optim.SGD(model.parameters(), lr=1.0), progress=False)
+        return model.weight.detach()[0]
+
+    assert torch.allclose(one_step(None, [10.0]), torch.tensor([-10.0]))
+    assert torch.allclose(one_step(1.0, [10.0]), torch.tensor([-1.0]))
+    # two parameters: the whole gradient is rescaled to norm 1, its direction kept (3, 4) / 5
+    assert torch.allclose(one_step(1.0, [3.0, 4.0]), torch.tensor([-0.6, -0.8]))
+    assert torch.allclose(one_step(10.0, [3.0, 4.0]), torch.tensor([-3.0, -4.0]))   # under the clip: untouched
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(steps=-1), "steps must be an int >= 0"),
     (dict(steps=5, log_every=0), "log_every must be an int >= 1"),

@@ -115,9 +115,36 @@ def test_dmmse_equals_the_explicit_posterior_mean():
 
 def test_dmmse_is_stable_for_large_residuals():
     xs, ys = gaussian_data(B=2, K=16, D=8, seed=3)
+    xs, ys = xs.float() * 10, ys.float() * 100
     tasks = 30 * torch.randn(64, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float32)
-    preds = dmmse_predictor(xs.float() * 10, ys.float() * 100, tasks, 0.01)
+    sigma2 = 0.01
+    preds = dmmse_predictor(xs, ys, tasks, sigma2)
     assert torch.isfinite(preds).all()
+    # chunks of 7 tasks (9 of 7 and one of 1): the running log-sum-exp rescales across chunks on logits of
+    # order −sse/(2σ²) ~ −1e9, where a plain softmax over exp(logits) would be 0/0
+    est = dmmse_estimates(xs, ys, tasks, sigma2, chunk=7).double().numpy()
+    assert np.isfinite(est).all()
+    T = tasks.double().numpy()
+    # k = 0 (no pairs before it): every task has likelihood 1, so the estimate is the pool's mean task
+    assert np.allclose(est[:, 0], T.mean(0), rtol=0, atol=1e-5)
+    # independently, in float64: each task's sum of squared errors over the pairs before k
+    X, Y = xs.double().numpy(), ys.double().numpy()
+    sse = np.zeros((2, 16, 64))
+    for k in range(1, 16):
+        sse[:, k] = sse[:, k - 1] + (Y[:, k - 1, None] - X[:, k - 1] @ T.T) ** 2
+    assert sse[:, 1:].max() > 1e7                                  # extreme: exp(−sse/(2σ²)) underflows
+    ordered = np.sort(sse, -1)
+    gap = ordered[..., 1] - ordered[..., 0]
+    best = sse.argmin(-1)
+    # where the runner-up is ≫ 2σ² behind (its weight below e^−100) and the gap dwarfs float32 rounding of the
+    # sse, the posterior is a point mass: the estimate is the best task itself
+    decisive = (gap >= 100 * 2 * sigma2) & (gap >= 1e-4 * ordered[..., 1])
+    decisive[:, 0] = False
+    assert decisive[:, 1:].mean() >= 0.9                           # the check is not vacuous …
+    chunk_of_best = best[decisive] // 7                            # … chunks before the best one are rescaled
+    assert (chunk_of_best > 0).any() and (chunk_of_best < 9).any()  # away, and chunks after it add weight 0
+    assert np.allclose(est[decisive], T[best[decisive]], rtol=0, atol=1e-6), \
+        np.abs(est[decisive] - T[best[decisive]]).max()
 
 
 def test_dmmse_approaches_ridge_as_M_grows():

@@ -104,6 +104,80 @@ def test_train_sweep_logs_every_group_and_the_references():
     assert log["ood_dmmse_loss"][2] == pytest.approx(log["ood_ridge_loss"])  # M = ∞: dMMSE is ridge
 
 
+def test_evaluate_sweep_matches_a_per_group_recomputation_by_hand():
+    """Every number of evaluate_sweep (and of the eval set's and bayes_references' Bayes losses) recomputed
+    for every group from group g's own model, tokens and pool alone; plus closed forms where they are cheap."""
+    from helpers.transient_ridge.analysis import (
+        bayes_references,
+        detokenize,
+        dmmse_predictor,
+        evaluate_sweep,
+        make_eval_set,
+        ridge_predictor,
+    )
+    cfg = SweepConfig(Ms=(1, 3, math.inf), seeds=(0, 1), model=TINY, batch=4, steps=1)
+    G, D, s2, n = len(cfg.groups), TINY.D, cfg.sigma2, 512
+    pool = TaskPool(D, cfg.pool_seed)
+    model = make_model(cfg).requires_grad_(False)
+    with torch.no_grad():   # groups of one seed start identical: scale each read-out apart (group 0 predicts 0)
+        model.readout.weight.mul_(10.0 * torch.arange(G, dtype=torch.float32).view(G, 1, 1))
+    ev = make_eval_set(cfg, pool, n=n, n_probe=7)
+    r = evaluate_sweep(model, ev, chunk=100)                         # chunks of 100, 100, …, 12 sequences
+    refs = bayes_references(cfg, pool, ev)
+    assert all(len(r[k]) == G for k in ("ood", "id", "d_ridge", "d_dmmse"))
+    assert r["features"].shape == (G, 7 * TINY.K)
+
+    def sq(f, y):
+        return float(((f - y) ** 2).mean())
+
+    approx = lambda v: pytest.approx(v, rel=1e-4, abs=1e-7)
+    ox, oy = detokenize(ev.ood_tokens)
+    assert torch.equal(oy, ev.ood_ys)
+    ood_ridge = ridge_predictor(ox, oy, s2)
+    assert ev.ood_ridge_loss == approx(sq(ood_ridge, oy))
+    t1 = pool.tasks(1)[0]
+    residual = {}                                                    # per group: its sequences' fit to its pool
+    for g, (M, _) in enumerate(cfg.groups):
+        one = model.select(g).requires_grad_(False)                  # group g alone, a model of its own
+        x, y = detokenize(ev.id_tokens[g])                           # group g's own sequences and labels
+        assert torch.equal(y, ev.id_ys[g])
+        f_ood = one(ev.ood_tokens[None])[0]
+        f_id = one(ev.id_tokens[g][None])[0]
+        ridge = ridge_predictor(x, y, s2)
+        bayes = ridge if M == math.inf else dmmse_predictor(x, y, pool.tasks(M), s2)
+        want = {"ood": sq(f_ood, oy), "id": sq(f_id, y), "d_ridge": sq(f_id, ridge) / D, "d_dmmse": sq(f_id, bayes) / D}
+        for key, v in want.items():
+            assert r[key][g] == approx(v), (key, g, M)
+        assert torch.allclose(r["features"][g], one(ev.probe_tokens[None])[0].reshape(-1), atol=1e-6), g
+        ood_bayes = ood_ridge if M == math.inf else dmmse_predictor(ox, oy, pool.tasks(M), s2)
+        assert ev.ood_dmmse_loss[g] == approx(sq(ood_bayes, oy)), g
+        ref = {"id_ridge_loss": sq(ridge, y), "id_dmmse_loss": sq(bayes, y), "d_bayes": sq(bayes, ridge) / D,
+               "d_zero_ridge": float((ridge ** 2).mean()) / D}
+        for key, v in ref.items():
+            assert refs[key][g] == approx(v), (key, g, M)
+        own = pool.tasks(3 if M == math.inf else M)                  # the group's pool (∞: the first 3 tasks)
+        residual[g] = ((y.unsqueeze(-1) - x @ own.T) ** 2).mean(1).min(-1)   # per sequence: values, indices
+
+    # closed forms. Group 0 (M = 1) predicts exactly 0: its OOD loss is E[y²] = D + σ² (fresh t ~ N(0, I)), its
+    # in-distribution loss |t_1|² + σ², and dMMSE_1 = t_1ᵀx at every k, so Δ(0, dMMSE_1) = |t_1|² / D
+    assert torch.count_nonzero(r["features"][0]) == 0
+    assert r["ood"][0] == pytest.approx(D + s2, rel=0.2)
+    assert r["id"][0] == pytest.approx(float(t1 @ t1) + s2, rel=0.15)
+    assert r["d_dmmse"][0] == pytest.approx(float(t1 @ t1) / D, rel=0.15)
+    assert r["d_ridge"][0] == refs["d_zero_ridge"][0]
+    for g, (M, _) in enumerate(cfg.groups):
+        if M == 1:   # dMMSE_1 knows the task: noise only in distribution; out of it E[((t − t_1)ᵀx)²] + σ²
+            assert refs["id_dmmse_loss"][g] == pytest.approx(s2, rel=0.2)
+            assert ev.ood_dmmse_loss[g] == pytest.approx(D + float(t1 @ t1) + s2, rel=0.25)
+        if M == math.inf:
+            assert r["d_ridge"][g] == r["d_dmmse"][g] and ev.ood_dmmse_loss[g] == ev.ood_ridge_loss
+            assert residual[g].values.mean() > 4 * s2                # not drawn from the pool's first tasks
+        else:   # each sequence is one of its M pool tasks plus noise, and every task of the pool is used
+            assert residual[g].values.mean() == pytest.approx(s2, rel=0.2)
+            assert set(residual[g].indices.tolist()) == set(range(M)), (g, M)
+    assert len({round(v, 6) for v in r["id"]}) == G                  # the groups' numbers all differ
+
+
 def test_sweep_bad_input():
     with pytest.raises(ValueError, match="M must be an int >= 1"):
         SweepConfig(Ms=(0, 4))
@@ -113,6 +187,11 @@ def test_sweep_bad_input():
         SweepConfig(lr=-1.0)
     with pytest.raises(ValueError, match="decay"):
         SweepConfig(decay=1.5)
+    for seeds in ((-1,), (0, 0), (0.5,)):
+        with pytest.raises(ValueError, match="seeds must be distinct ints >= 0"):
+            SweepConfig(seeds=seeds)
+    with pytest.raises(ValueError, match="pool_seed must be an int >= 0"):
+        SweepConfig(pool_seed=-3)
 
 
 def test_lr_decays_linearly_over_the_last_fraction():
@@ -336,45 +415,105 @@ def _planted_metrics(m: dict) -> dict:
     return m
 
 
-def _set(path, value):
-    """A perturbation: set the metric at ``path`` (keys and indices) to ``value``."""
+def _set(path, value, why=None):
+    """A perturbation: set the metric at ``path`` (keys and indices) to ``value``; ``why``, when given, is a
+    fragment of the ``why`` the flipped claim must give (the condition that failed)."""
     def perturb(m):
         *head, last = path
         for k in head:
             m = m[k]
         m[last] = value
+    perturb.why = why
     return perturb
 
 
-def _summary(M, key, value):
-    return lambda m: m["sweep"]["summary"][PLANTED.index(M)].__setitem__(key, value)
+def _summary(M, key, value, why=None):
+    def perturb(m):
+        m["sweep"]["summary"][PLANTED.index(M)][key] = value
+    perturb.why = why
+    return perturb
 
 
 def _at(M):
     return PLANTED.index(M)
 
 
-# one number per claim; each turns its claim from holding to not
+# one number per perturbation, one perturbation per condition of a claim (a comment says which); each turns its
+# claim, and no other, from holding to not, and where the claim says why, for the reason given
 FLIPS = {
-    "bayes_each_optimal": _set(["sweep", "id_dmmse_loss", 1], 2.0),          # dMMSE_2 worse than ridge on its pool
-    "dmmse_tends_to_ridge": _set(["sweep", "d_bayes", _at("128")], 0.5),     # Δ(dMMSE_128, ridge) half of Δ at M = 1
-    "transient_ridge": _summary("16", "ood_rise", 0.0),                       # M = 16's OOD loss does not rise:
-                                                                              # 8 | 32, 64
-    "low_M_straight_to_dmmse": _summary("1", "ridge_phase", True),            # M = 1 passes by ridge
-    "task_diversity_threshold": _set(["sweep", "d_ridge", -1, _at("4")], 0.0),   # M = 4 ends ridge-like, 8 … 64 do not
-    "infinite_M_learns_ridge": _set(["sweep", "d_ridge", -1, _at("∞")], 0.5),    # M = ∞ ends far from ridge
-    "t_crit_grows": _summary("8", "t_crit", 10**6),                           # M = 8 pivots after M = 64
-    "pca_low_M_direct": _set(["pca", "bend", 0, "bend"], 0.5),                # M = 1 detours toward ridge
-    "pca_transient_bends": _set(["pca", "bend", _at("16"), "bend"], 0.0),     # M = 16 goes straight
-    "pca_pc2_separates": _set(["pca", "dmmse", _at("64"), 1], -0.5),          # dMMSE_64 on ridge's other side in PC2
-    "llc_high_M_converges": _set(["llc_over_M", "llc", _at("128")], 40.0),    # LLC(128) far above LLC(∞)
-    "llc_low_M_rises_and_crosses": _set(["llc_over_M", "llc", _at("2")], 5.0),   # the LLC falls from M = 1 to 2
-    "llc_plateau": _set(["llc_over_M", "llc", _at("64")], 45.0),              # no plateau over M = 32, 64
-    "llc_loss_vs_complexity": _set(["llc_over_training", "llc", -1], 1.0),    # the final model is the simpler one
-    "llc_calibrated": _set(["llc_over_training", "settled", 0], False),        # one chain did not settle
-    "llc_matches_devinterp": _set(["llc_crosscheck", "devinterp"], 20.0),     # devinterp says twice as much
-    "grouped_speedup": _set(["timing", "speedup"], 2.0),
-    "curriculum_matches_fixed_M": _set(["curriculum", "ood", -1, 1], 2.0),      # curriculum ends at twice the OOD loss
+    "bayes_each_optimal": [
+        _set(["sweep", "id_dmmse_loss", 1], 2.0),             # dMMSE_2 worse than ridge on its own pool
+        _set(["sweep", "ood_dmmse_loss", _at("4")], 0.9),     # dMMSE_4 better than ridge on Gaussian tasks …
+        _set(["sweep", "ood_dmmse_loss", _at("4")], 1.0),     # … or as good: ridge must be strictly lower OOD
+    ],
+    "dmmse_tends_to_ridge": [
+        # Δ(dMMSE_128, ridge) half of Δ at M = 1
+        _set(["sweep", "d_bayes", _at("128")], 0.5, "Δ at the largest finite M"),
+    ],
+    "transient_ridge": [
+        _summary("16", "ood_rise", 0.0, "longest run"),       # M = 16's OOD loss does not rise: 8 | 32, 64
+    ],
+    "low_M_straight_to_dmmse": [
+        _summary("1", "ridge_phase", True),                   # M = 1 passes by ridge
+    ],
+    "task_diversity_threshold": [
+        # upward: M = 4 ends ridge-like, 8 … 64 do not
+        _set(["sweep", "d_ridge", -1, _at("4")], 0.0, "not all those above a threshold"),
+        # low_ok: M = 1 ends off dMMSE_1
+        _set(["sweep", "d_dmmse", -1, _at("1")], 0.5, "smallest M does not end on dMMSE_M"),
+    ],
+    "infinite_M_learns_ridge": [
+        _set(["sweep", "d_ridge", -1, _at("∞")], 0.5, "M = ∞ model ends"),   # M = ∞ ends far from ridge
+    ],
+    "t_crit_grows": [
+        _summary("8", "t_crit", 10**6, "Spearman"),           # M = 8 pivots after M = 64
+    ],
+    "pca_low_M_direct": [
+        _set(["pca", "bend", 0, "bend"], 0.5),                # M = 1 detours toward ridge
+        _set(["pca", "bend", 0, "final_to_dmmse"], 3.0),      # M = 1 ends nearer ridge (2.0) than dMMSE_1
+    ],
+    "pca_transient_bends": [
+        _set(["pca", "bend", _at("16"), "bend"], 0.0, "['16'] do not bend"),             # M = 16 goes straight
+        # M = 16 closest to ridge at its last checkpoint (n_checkpoints − 1 = 40): it never turns away
+        _set(["pca", "bend", _at("16"), "closest_index"], 40, "['16'] do not bend"),
+        _set(["pca", "bend", _at("16"), "final_to_dmmse"], 3.0, "['16'] do not bend"),   # M = 16 ends nearer ridge
+    ],
+    "pca_pc2_separates": [
+        _set(["pca", "dmmse", _at("64"), 1], -0.5),           # dMMSE_64 on ridge's other side in PC2
+        # dMMSE_64 on the same side, but farther from ridge than dMMSE_1: |offset| no longer falls with M
+        _set(["pca", "dmmse", _at("64"), 1], 5.5),
+    ],
+    "llc_high_M_converges": [
+        _set(["llc_over_M", "llc", _at("128")], 40.0, "M = 128"),   # LLC(128) far above LLC(∞)
+    ],
+    "llc_low_M_rises_and_crosses": [
+        _set(["llc_over_M", "llc", _at("2")], 5.0, "does not rise"),     # the LLC falls from M = 1 to 2
+        # M = 1 already above LLC(∞) (then nothing rises up to the crossing either)
+        _set(["llc_over_M", "llc", _at("1")], 26.0, "not below LLC(∞)"),
+        # near: the LLC still rises, but crosses LLC(∞) at M = 16, two grid steps from the onset (M = 4)
+        _set(["llc_over_M", "llc", _at("8")], 24.0, "more than 1 grid step from the onset"),
+    ],
+    "llc_plateau": [
+        _set(["llc_over_M", "llc", _at("64")], 45.0, "spread"),   # no plateau over M = 32, 64
+    ],
+    "llc_loss_vs_complexity": [
+        # the final model is the simpler one (near_ridge cannot flip alone: test_llc_trade_off_needs_the_ridge_dip)
+        _set(["llc_over_training", "llc", -1], 1.0, "no trade-off"),
+    ],
+    "llc_calibrated": [
+        _set(["llc_over_training", "settled", 0], False, "1 of"),   # one chain did not settle
+    ],
+    "llc_matches_devinterp": [
+        _set(["llc_crosscheck", "devinterp"], 20.0, "apart"),       # devinterp says twice as much
+        _set(["llc_crosscheck", "ours_seconds"], 3.0, "ours is not faster"),   # agrees, but slower …
+        _set(["llc_crosscheck", "ours_seconds"], 2.0, "ours is not faster"),   # … or as slow
+    ],
+    "grouped_speedup": [
+        _set(["timing", "speedup"], 2.0, "needs"),
+    ],
+    "curriculum_matches_fixed_M": [
+        _set(["curriculum", "ood", -1, 1], 2.0),              # curriculum ends at twice the OOD loss
+    ],
 }
 
 
@@ -389,11 +528,46 @@ def test_planted_metrics_flip_each_claim_alone(smoke_store):
     assert all(held.values()), {k: v for k, v in held.items() if not v}
     kinds = {lab: claims.transient_kind(s) for lab, s in zip(PLANTED, base["sweep"]["summary"])}
     assert [lab for lab, k in kinds.items() if k == "full"] == ["8", "16", "32", "64"] and kinds["4"] == "partial"
-    for cid, perturb in FLIPS.items():
+    for cid, perturbations in FLIPS.items():
+        for i, perturb in enumerate(perturbations):
+            m = copy.deepcopy(base)
+            perturb(m)
+            judged = {c.id: c for c in claims.evaluate(m)}
+            flipped = sorted(k for k, c in judged.items() if not c.holds)
+            assert flipped == [cid], f"perturbation {i} of {cid} flipped {flipped}"
+            if perturb.why is not None:
+                assert perturb.why in judged[cid].why, f"perturbation {i} of {cid}: {judged[cid].why!r}"
+
+
+def test_planted_claims_hold_on_the_near_side_of_their_marks(smoke_store):
+    """The other side of marks flipped above: dMMSE_M only as good as ridge in distribution ("lower or equal")
+    still holds; a transient M closest to ridge at its last-but-one checkpoint still bends and turns."""
+    base = _planted_metrics(smoke_store.load_json("metrics.json"))
+    m = copy.deepcopy(base)
+    m["sweep"]["id_dmmse_loss"][_at("4")] = m["sweep"]["id_ridge_loss"][_at("4")]
+    assert _verdicts(m)["bayes_each_optimal"]
+    m = copy.deepcopy(base)
+    bend = m["pca"]["bend"][_at("16")]
+    bend["closest_index"] = bend["n_checkpoints"] - 2
+    assert _verdicts(m)["pca_transient_bends"]
+
+
+def test_llc_trade_off_needs_the_ridge_dip(smoke_store):
+    """``near_ridge`` of llc_loss_vs_complexity: M = 16's dip also makes its transient full, so the sweep cannot
+    flip it alone; the claim function is judged directly, with the trade-off itself unchanged."""
+    base = _planted_metrics(smoke_store.load_json("metrics.json"))
+    c = claims.llc_loss_vs_complexity(base)
+    assert c.holds and c.measured["n*"] is not None
+    g = _at("16")
+    for key, value in (("min_above_ridge", claims.FULL_DIP + 0.05), ("fell", False), ("min_above_ridge", None)):
         m = copy.deepcopy(base)
-        perturb(m)
-        flipped = sorted(k for k, v in _verdicts(m).items() if not v)
-        assert flipped == [cid], f"perturbing {cid} flipped {flipped}"
+        m["sweep"]["summary"][g][key] = value
+        c = claims.llc_loss_vs_complexity(m)
+        assert not c.holds and "not near ridge" in c.why and "no trade-off" not in c.why, (key, value, c.why)
+        assert c.measured["n*"] is not None                      # the trade-off alone would hold
+    m = copy.deepcopy(base)
+    m["sweep"]["summary"][g]["min_above_ridge"] = claims.FULL_DIP  # at the mark: near ridge
+    assert claims.llc_loss_vs_complexity(m).holds
 
 
 def test_dmmse_must_approach_ridge_steadily(smoke_store):

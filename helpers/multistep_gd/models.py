@@ -59,6 +59,11 @@ def prompt_matrix(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor | None = Non
     """``Z = [data tokens | CoT tokens of W]``: (B, 2d+2, n + J); ``W`` (B, J, d) defaults to ``w_0 = 0``."""
     if W is None:
         W = X.new_zeros(X.shape[0], 1, X.shape[1])
+    if X.ndim != 3 or W.ndim != 3 or W.shape[0] != X.shape[0] or W.shape[2] != X.shape[1]:
+        d = X.shape[1] if X.ndim > 1 else "d"
+        raise ValueError(f"W must hold the iterates as (B, J, d) = ({X.shape[0]}, J, {d}) for X of shape (B, d, n); "
+                         f"got W {tuple(W.shape)} and X {tuple(X.shape)} "
+                         "(for one iterate w of shape (B, d) pass w.unsqueeze(1))")
     return torch.cat([data_tokens(X, y), cot_tokens(W)], dim=2)
 
 
@@ -139,6 +144,13 @@ def predict_next(model: LinearSelfAttention, Z: torch.Tensor, n: int) -> torch.T
 
     Computes only that column: ``z_q + W^{PV} (Z Zᵀ / n) W^{KQ} z_q``.
     """
+    if Z.ndim != 3 or Z.shape[1] != 2 * model.d + 2:
+        raise ValueError(f"Z must have shape (B, 2d+2, N) = (B, {2 * model.d + 2}, N) for this model (d = {model.d}); "
+                         f"got {tuple(Z.shape)}")
+    check_int("n", n, 1)
+    if n >= Z.shape[-1]:
+        raise ValueError(f"n must be the number of data tokens, an int in [1, {Z.shape[-1] - 1}] for Z with "
+                         f"{Z.shape[-1]} columns (data tokens, then at least one CoT token); got {n}")
     W_PV, W_KQ = model.matrices()
     q = Z[:, :, -1]
     G = Z @ Z.transpose(1, 2) / n

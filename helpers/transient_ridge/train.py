@@ -84,6 +84,10 @@ class SweepConfig:
             check_M(M)
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
+        if (any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in self.seeds)
+                or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(f"seeds must be distinct ints >= 0; got {self.seeds!r}")
+        check_int("pool_seed", self.pool_seed, 0)
         check_sigma2(self.sigma2)
         check_int("batch", self.batch, 1)
         check_int("steps", self.steps, 0)

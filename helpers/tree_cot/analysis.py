@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import check_int
 from .claims import MIN_ROLE_GAP, PHASE_SOLVED_ACCURACY
 from .data import (
     BOS,
@@ -105,6 +106,12 @@ def greedy_decode(model, examples: list[Example], vocab: int, task: str, *, max_
     check_task(task)
     if not examples:
         raise ValueError("examples must be a non-empty list")
+    if getattr(model, "vocab", vocab) != vocab:
+        raise ValueError(f"vocab={vocab} does not match the model's vocab={model.vocab}: decode with the vocabulary "
+                         "the model was built for")
+    check_int("batch_size", batch_size, 1)
+    if max_steps is not None:
+        check_int("max_steps", max_steps, 1)
     device = device or next(model.parameters()).device
     out: list[list[tuple[int, int]]] = []
     for start in range(0, len(examples), batch_size):

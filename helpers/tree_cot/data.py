@@ -473,8 +473,12 @@ def step_token(current: int, node: int, stage: int, vocab: int) -> tuple[int, in
 
 
 def sequence(edges, root: int, back: list[int], vocab: int, task: str):
-    """One example's tokens, targets, stages, next stages, lookup and marker positions (lists)."""
+    """One example's tokens, targets, stages, next stages, lookup and marker positions (lists).
+    ``back``: the goal → root path (``Example.backward``), labels in ``[0, vocab)``."""
     check_task(task)
+    if len(back) < 2 or back[-1] != root or min(back) < 0 or max(back) >= vocab:
+        raise ValueError(f"back must be the goal → root path (Example.backward): at least 2 labels in [0, {vocab}), "
+                         f"the last the root {root}; got {list(back)}")
     END = vocab
     L = len(back) - 1
     toks = prompt(edges, root, back[0], vocab, task)

@@ -225,6 +225,19 @@ def sizes(mode: str | None = None) -> Sizes:
 # the theory model
 
 
+def _check_run_args(steps: int, n_checkpoints: int, test: list | None, curve_n: int | None = None,
+                    snapshots: int | None = None) -> None:
+    """The training functions' shared arguments, named as the caller passed them."""
+    check_int("steps", steps, 1)
+    check_int("n_checkpoints", n_checkpoints, 1)
+    if test is not None and len(test) < 1:
+        raise ValueError("test must be None (a default test set) or a non-empty list of examples")
+    if curve_n is not None:
+        check_int("curve_n", curve_n, 1)
+    if snapshots is not None:
+        check_int("snapshots", snapshots, 1)
+
+
 def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None = None, n_checkpoints: int = 20,
                  seed: int = 0, lr: float | None = None, init_std: float = 0.0, snapshots: int = 6,
                  curve_n: int = 300, progress: bool | None = None):
@@ -247,6 +260,7 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     """
     if task not in THEORY:
         raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
+    _check_run_args(steps, n_checkpoints, test, curve_n, snapshots)
     spec = THEORY[task]
     V = spec.vocab
     model = TheoryModel(V, spec.heads, init_std=init_std, generator=torch_generator(seed) if init_std else None)
@@ -322,11 +336,16 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
     """
     if task not in ("forward", "direct", "backward"):
         raise ValueError(f"task must be 'forward', 'direct' or 'backward'; got {task!r}")
+    _check_run_args(steps, n_checkpoints, test, curve_n)
     V = STANDARD.vocab
     torch.manual_seed(seed)  # the model's initialisation draws from torch's global generator
     model = TreeTransformer(TransformerConfig(V, d_model=d_model, n_heads=n_heads, n_layers=n_layers))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     test = test if test is not None else standard_test(256)
+    if attention_example is not None and not (isinstance(attention_example, int)
+                                              and 0 <= attention_example < len(test)):
+        raise ValueError(f"attention_example must be None or an index into test, an int in [0, {len(test)}); "
+                         f"got {attention_example!r}")
     curve = test[:curve_n]
     depths = [ex.depth for ex in curve]
     if attention_example is None:
@@ -377,6 +396,7 @@ def train_filter_sort(task: str, *, steps: int, batch: int = 128, test: list | N
     """
     if task not in FILTER_SORT_TASKS:
         raise ValueError(f"task must be one of {FILTER_SORT_TASKS}; got {task!r}")
+    _check_run_args(steps, n_checkpoints, test)
     V = FILTER_SORT.vocab
     test = test if test is not None else filter_sort_test(256)
     torch.manual_seed(seed)  # the model's initialisation draws from torch's global generator
