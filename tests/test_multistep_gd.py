@@ -786,3 +786,16 @@ def test_looped_query_training_learns():
     model, history = train_looped_query(setting, loops=2, steps=300, batch=128, lr=1e-2, test=500, progress=False)
     errors = history.eval_array("test_error")
     assert errors[-1] < 0.5 * errors[0]  # the untrained model predicts about 0: error about E y_q² = d
+    # the recorded error is that of two loops, recomputed here on the same held-out prompts; the
+    # weights were trained for two loops, so one pass of them is worse (a loop count ignored in
+    # training or in evaluation fails one of these)
+    from helpers.multistep_gd.models import looped_query_predict
+    from helpers.multistep_gd.train import HELD_OUT_QUERY_SEED
+    P, x_q, y_q = query_batch_fn(setting, 500, HELD_OUT_QUERY_SEED, dtype=F64)(0)
+
+    def error(loops):
+        with torch.no_grad():
+            return ((looped_query_predict(model, P.X, P.y, x_q, loops) - y_q) ** 2).mean().item()
+
+    assert error(2) == pytest.approx(errors[-1], rel=1e-9)
+    assert error(1) > 1.5 * error(2), (error(1), error(2))
