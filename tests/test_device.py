@@ -17,6 +17,19 @@ def test_pick_device_prefers_cuda_then_mps_then_cpu():
         assert device.type == "cpu"
 
 
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"),
+                                                  (False, False, "cpu")])
+def test_pick_device_order_on_every_machine(monkeypatch, cuda, mps, expected):
+    from helpers import device as dev
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(dev, "_mps_available", lambda: mps)
+    assert dev.pick_device().type == expected
+    assert dev.pick_device("cpu").type == "cpu"                 # asked for, always available
+    if not mps:
+        with pytest.raises(ValueError, match="no Apple MPS device"):
+            dev.pick_device("mps")
+
+
 def test_pick_device_rejects_unknown_kind():
     with pytest.raises(ValueError, match="prefer must be one of"):
         pick_device("tpu")

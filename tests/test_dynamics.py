@@ -92,6 +92,10 @@ def test_llc_restores_the_parameters_and_handles_groups():
                        num_draws=50, num_burnin=10, init_batches=1)
     assert est.llc.shape == (2,) and est.loss_trace.shape == (2, 60, 2)
     assert torch.equal(model.weight, w)
+    # the groups share one chain (the sampler steps on their summed loss), and the second loss is twice the
+    # first everywhere: its trace, its ℓ_n(w*) and so its LLC are exactly twice the first's
+    assert torch.allclose(est.loss_trace[..., 1], 2 * est.loss_trace[..., 0])
+    assert torch.allclose(est.init_loss[1], 2 * est.init_loss[0]) and torch.allclose(est.llc[1], 2 * est.llc[0])
 
 
 def test_llc_bad_input_and_divergence():

@@ -153,13 +153,13 @@ def test_sees_holds_only_when_every_phase_of_every_run_is_seen():
     assert c.measured[0]["events near no phase"] == 1 and c.measured[0]["seen by chance"] == 0.25
     blind = _row("seed 3", {"a": 100}, [])
     assert claims.sees("tree", "pca", [good, blind]).why == "seed 3: no event at all"
-    # a run in which no phase happened has nothing to see: the claim does not hold (vacuously), alone or beside a
-    # run that sees everything, whether or not the lens has events
+    # a run in which no phase happened gives the lens nothing to see: the claim is not credited with it, alone or
+    # beside a run that sees everything, whether or not the lens has events; the reason names the run
     for events in ([110], []):
         quiet = _row("seed 4", {"a": None}, events)
         for rows in ([quiet], [good, quiet]):
             c = claims.sees("tree", "pca", rows)
-            assert not c.holds and c.why == "no phase happened", (events, len(rows), c.why)
+            assert not c.holds and c.why == "seed 4: no phase happened, so there was nothing to see", c.why
     assert claims.sees("tree", "pca", [_row("seed 4", {"a": None}, [110])]).measured[0]["phases"] == {}
     # a run without this lens's estimate is left out, not failed
     c = claims.sees("tree", "pca", [good, _row("seed 5", {"a": 100}, [], kind="llc")])

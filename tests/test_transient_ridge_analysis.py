@@ -192,6 +192,7 @@ def test_sweep_bad_input():
             SweepConfig(seeds=seeds)
     with pytest.raises(ValueError, match="pool_seed must be an int >= 0"):
         SweepConfig(pool_seed=-3)
+    assert SweepConfig(seeds=(np.int64(0), 1)).seeds[0] == 0          # NumPy integers are seeds too
 
 
 def test_lr_decays_linearly_over_the_last_fraction():

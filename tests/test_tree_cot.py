@@ -805,7 +805,7 @@ def test_planted_metrics_make_every_claim_hold():
     assert all(c.criterion for c in judged)
 
 
-@pytest.mark.parametrize("claim_id, path, value", FLIPS, ids=[f[0] for f in FLIPS])
+@pytest.mark.parametrize("claim_id, path, value", FLIPS, ids=[f"{f[0]}:{f[1].split('/')[-1]}" for f in FLIPS])
 def test_each_claim_flips_on_its_own_number(claim_id, path, value):
     judged = {c.id: c.holds for c in claims.evaluate(_set(planted_metrics(), path, value))}
     assert not judged[claim_id], f"{claim_id} should fail after setting {path} = {value!r}"
@@ -816,6 +816,7 @@ def test_conditions_the_planted_metrics_cannot_break_alone():
     # one seed is not evidence of specialisation, however clean its split
     one = [{"seed": 1, **role_assignment([[0.9, 0.1], [0.1, 0.9]])}]
     assert not claims.theory_forward_heads_specialise(one, [1.0], 0.1).holds
+    assert not claims.theory_forward_heads_specialise(one * 2, [1.0, 1.0], 0.1).holds      # the same seed twice
     # deep spines: the direct model failing is not enough; the CoT model must keep solving the task
     assert claims.standard_direct_fails_on_deep_spines([{10: 0.3}], [{10: 0.9}]).holds is False
     assert claims.standard_direct_fails_on_deep_spines([{10: 0.3}], [{10: 0.96}]).holds is True
@@ -836,27 +837,55 @@ def test_phases_must_follow_one_another():
 
 
 def test_longer_training_claim_wants_the_split_kept_not_passed_through():
-    def run(seed, strength):
-        return {"seed": seed, "step": [0, 4000, 8000, 12000, 16000], "strength": strength, "exact": 1.0}
+    def run(seed, strength, traverse=(0, 0, 0, 0, 0), exact=1.0):
+        return {"seed": seed, "step": [0, 4000, 8000, 12000, 16000], "strength": strength, "exact": exact,
+                "traverse_head": list(traverse), "control_head": [1 - t for t in traverse]}
     kept = [run(1, [0.0, 0.45, 0.6, 0.7, 0.8]), run(2, [0.0, 0.3, 0.5, 0.55, 0.6])]
     c = claims.heads_split_with_longer_training(kept, 4000, 16000)
-    assert c.holds and c.kind == "extension" and "4 times as long" in c.claim
-    assert c.measured["per seed"][0] == {"seed": 1, "at 4000 steps": 0.45, "peak": 0.8, "peak step": 16000,
-                                         "lowest in the last quarter": 0.7, "end": 0.8}
+    assert c.holds and c.kind == "extension" and "4 times as long" in c.claim and not c.why
+    assert c.measured["per seed"][0] == {"seed": 1, "at step 4000": 0.45, "peak": 0.8, "peak step": 16000,
+                                         "lowest in the last 25%": 0.7, "end": 0.8,
+                                         "heads change roles in the last 25%": False}
+    # exactly at the mark still holds
+    assert claims.heads_split_with_longer_training([run(1, [0, .5, .5, .5, .5]), kept[1]], 4000, 16000).holds
     # a peak inside the run, lost by the end (seed 1 of the full run: 0.47 at 4800, 0.15 at 16000)
     passed_through = [run(1, [0.0, 0.45, 0.6, 0.3, 0.15]), kept[1]]
     c = claims.heads_split_with_longer_training(passed_through, 4000, 16000)
-    assert not c.holds and c.why.startswith("seed 1: 0.15 in the last quarter") and "peak 0.60 at step 8000" in c.why
+    assert not c.holds and c.why.startswith("seed 1: 0.15 at its lowest in the last 25%")
+    assert "peak 0.60 at step 8000" in c.why
     # the last quarter starts at step 12000: a dip there fails even if the end recovers
     assert not claims.heads_split_with_longer_training([run(1, [0, .5, .9, .49, .9]), kept[1]], 4000, 16000).holds
-    assert not claims.heads_split_with_longer_training(kept[:1], 4000, 16000).holds   # one seed is not evidence
+    # strong at every checkpoint, but the heads swap roles in the last quarter: not a split that is kept
+    swap = run(1, [0.0, 0.6, 0.7, 0.7, 0.7], traverse=(0, 0, 0, 0, 1))
+    c = claims.heads_split_with_longer_training([swap, kept[1]], 4000, 16000)
+    assert not c.holds and c.why == "seed 1: the heads change roles in the last 25%"
+    # a swap before the last quarter is allowed
+    early = run(1, [0.0, 0.6, 0.7, 0.7, 0.7], traverse=(1, 1, 0, 0, 0))
+    assert claims.heads_split_with_longer_training([early, kept[1]], 4000, 16000).holds
+    # one seed, or the same seed twice, is not evidence; a model that does not solve the task fails
+    assert not claims.heads_split_with_longer_training(kept[:1], 4000, 16000).holds
+    c = claims.heads_split_with_longer_training([kept[0], {**kept[1], "seed": 1}], 4000, 16000)
+    assert not c.holds and c.why.startswith("only 1 distinct seed")
     assert not claims.heads_split_with_longer_training([kept[0], {**kept[1], "exact": 0.9}], 4000, 16000).holds
+    # the step label says which checkpoint it is when none falls on short_steps
+    odd = [dict(r, step=[0, 3000, 8000, 12000, 16000]) for r in kept]
+    assert "at step 3000" in claims.heads_split_with_longer_training(odd, 4000, 16000).measured["per seed"][0]
     with pytest.raises(ValueError, match="short_steps and long_steps"):
         claims.heads_split_with_longer_training(kept, 16000, 4000)
     with pytest.raises(ValueError, match="last at long_steps = 20000"):
         claims.heads_split_with_longer_training(kept, 4000, 20000)
     with pytest.raises(ValueError, match="runs must hold"):
         claims.heads_split_with_longer_training([], 4000, 16000)
+
+
+def test_division_curve_reads_every_checkpoint():
+    from helpers.tree_cot import division_curve
+    log = {"step": [0, 10], "roles": [[[0.5, 0.5], [0.5, 0.5]], [[0.2, 0.9], [0.8, 0.1]]]}
+    d = division_curve(log)
+    assert d["step"] == [0, 10] and d["traverse_head"][1] == 1 and d["control_head"][1] == 0
+    assert d["strength"] == pytest.approx([0.0, 0.6])          # min(0.8 − 0.2, 0.9 − 0.1)
+    with pytest.raises(ValueError, match="one roles entry per checkpoint"):
+        division_curve({"step": [0], "roles": []})
 
 
 def test_plot_division_draws_one_line_per_run():
@@ -872,8 +901,7 @@ def test_plot_division_draws_one_line_per_run():
 
 def test_sizes_train_the_longer_runs_longer():
     from helpers.tree_cot.train import SIZES, Sizes
-    for s in SIZES.values():
-        assert s.broken_long_steps > s.theory_forward_steps
+    assert SIZES["full"].broken_long_steps == 4 * SIZES["full"].theory_forward_steps   # page 2 says "four times"
     with pytest.raises(ValueError, match="broken_long_steps must be > theory_forward_steps"):
         Sizes(**{**SIZES["smoke"].__dict__, "broken_long_steps": 20})
 

@@ -57,12 +57,13 @@ def data_tokens(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def prompt_matrix(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor | None = None) -> torch.Tensor:
     """``Z = [data tokens | CoT tokens of W]``: (B, 2d+2, n + J); ``W`` (B, J, d) defaults to ``w_0 = 0``."""
+    if X.ndim != 3:
+        raise ValueError(f"X must have shape (B, d, n); got {tuple(X.shape)}")
     if W is None:
         W = X.new_zeros(X.shape[0], 1, X.shape[1])
-    if X.ndim != 3 or W.ndim != 3 or W.shape[0] != X.shape[0] or W.shape[2] != X.shape[1]:
-        d = X.shape[1] if X.ndim > 1 else "d"
-        raise ValueError(f"W must hold the iterates as (B, J, d) = ({X.shape[0]}, J, {d}) for X of shape (B, d, n); "
-                         f"got W {tuple(W.shape)} and X {tuple(X.shape)} "
+    if W.ndim != 3 or W.shape[0] != X.shape[0] or W.shape[2] != X.shape[1]:
+        raise ValueError(f"W must hold the iterates as (B, J, d) = ({X.shape[0]}, J, {X.shape[1]}) for X of "
+                         f"shape (B, d, n); got W {tuple(W.shape)} and X {tuple(X.shape)} "
                          "(for one iterate w of shape (B, d) pass w.unsqueeze(1))")
     return torch.cat([data_tokens(X, y), cot_tokens(W)], dim=2)
 

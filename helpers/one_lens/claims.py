@@ -88,8 +88,9 @@ def sees(setting: str, lens: str, rows: list[dict]) -> Claim:
             p = m["phases"][name]
             misses.append(f"{r['label']}: {name} at {p['step']} (nearest event {p['nearest']:.0f}, "
                           f"{p['decades']:.2f} decades away)")
-    holds = not misses and all(r[lens]["match"]["seen"] for r in judged)
-    why = "; ".join(misses) if misses else ("" if holds else "no phase happened")
+    quiet = [r["label"] for r in judged if not r[lens]["match"]["seen"] and not r[lens]["match"]["missed"]]
+    holds = not misses and not quiet
+    why = "; ".join(misses + [f"{label}: no phase happened, so there was nothing to see" for label in quiet])
     return Claim(f"{lens}_sees_{setting}",
                  f"Through {LENS_NAMES[lens]}, the lens sees the phases of {SETTING_NAMES[setting]}",
                  PHASE_SOURCES[setting], measured, holds, criterion(lens), kind="extension", why=why)

@@ -18,6 +18,7 @@ import bisect
 import contextlib
 import dataclasses
 import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ class SweepConfig:
             check_M(M)
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
-        if (any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in self.seeds)
+        if (any(isinstance(x, bool) or not isinstance(x, numbers.Integral) or x < 0 for x in self.seeds)
                 or len(set(self.seeds)) != len(self.seeds)):
             raise ValueError(f"seeds must be distinct ints >= 0; got {self.seeds!r}")
         check_int("pool_seed", self.pool_seed, 0)

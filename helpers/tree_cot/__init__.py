@@ -19,6 +19,7 @@ from .analysis import (
                        attention_for_example,
                        block_summary,
                        by_depth,
+                       division_curve,
                        evaluate,
                        exact_path_accuracy,
                        filter_sort_decode,
@@ -124,7 +125,8 @@ __all__ = [
     "TheoryConfig", "filter_sort_test", "full_run", "load", "sizes", "standard_batch", "standard_test", "store",
     "theory_batch", "train_filter_sort", "train_theory", "train_transformer",
     # analysis
-    "attention_for_example", "block_summary", "by_depth", "evaluate", "exact_path_accuracy", "filter_sort_decode",
+    "attention_for_example", "block_summary", "by_depth", "division_curve", "evaluate", "exact_path_accuracy",
+    "filter_sort_decode",
     "filter_sort_evaluate", "filter_sort_target", "greedy_decode", "h_summary", "head_usage", "per_step_accuracy",
     "phases", "random_child_baseline", "robustness", "role_assignment", "roles",
     "stage_switch_accuracy", "steps_text", "target_sequence", "token_label",

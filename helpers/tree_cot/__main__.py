@@ -5,8 +5,9 @@ or ``.scratch/<mode>/tree_cot/`` (other modes): ``metrics.json``, ``arrays.npz``
 attention maps), ``claims.json`` and ``run.json``. ``--claims-only`` re-judges the stored metrics.
 
 The models are tiny (one layer, a few thousand to a few tens of thousands of parameters) and the
-sequences short, so the run uses the CPU by design: about 17 minutes with one torch thread (the
-standard models' random trees are drawn by a second process while they train).
+sequences short, so the run uses the CPU by design: about 33 minutes on 2 CPU cores, 13 of them for
+the symmetry-broken seeds trained four times as long (the standard models' random trees are drawn
+by a second process while they train).
 """
 from __future__ import annotations
 

@@ -315,6 +315,18 @@ def role_assignment(r) -> dict:
             "traverse": r[:, 0].tolist(), "control": r[:, 1].tolist()}
 
 
+def division_curve(log: dict) -> dict:
+    """The division of labour over a theory-model run, from its ``log`` (``step`` and ``roles``):
+    ``{"step", "strength", "traverse_head", "control_head"}``, one entry per checkpoint
+    (:func:`role_assignment` of each checkpoint's roles)."""
+    if len(log["step"]) != len(log["roles"]) or not log["step"]:
+        raise ValueError(f"log must hold one roles entry per checkpoint step; got {len(log['step'])} steps and "
+                         f"{len(log['roles'])} roles")
+    a = [role_assignment(r) for r in log["roles"]]
+    return {"step": [int(s) for s in log["step"]], "strength": [x["strength"] for x in a],
+            "traverse_head": [x["traverse_head"] for x in a], "control_head": [x["control_head"] for x in a]}
+
+
 @torch.no_grad()
 def h_summary(model) -> dict:
     """Mean diagonal, mean off-diagonal and max |off-diagonal| of the theory model's ``H``."""

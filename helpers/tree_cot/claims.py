@@ -144,8 +144,9 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
     strength = [float(a["strength"]) for a in assignments]
     misses = [f"seed {a.get('seed')}: division strength {s:.3f} < {MIN_ROLE_GAP:g}"
               for a, s in zip(assignments, strength) if s < MIN_ROLE_GAP]
-    if len(assignments) < 2:
-        misses.insert(0, f"only {len(assignments)} seed")
+    seeds = {a.get("seed") for a in assignments}
+    if len(seeds) < 2:
+        misses.insert(0, f"only {len(seeds)} distinct seed")
     if min(exact) < MIN_EXACT:
         misses.append(f"exact-path accuracy {min(exact):.0%} < {MIN_EXACT:.0%}")
     why = "; ".join(misses)
@@ -162,7 +163,7 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
                        "traverse [head 0, head 1]": np.round(a["traverse"], 3).tolist(),
                        "control [head 0, head 1]": np.round(a["control"], 3).tolist()} for a in assignments],
          "exact-path accuracy per seed": exact, "seeds": len(assignments)},
-        len(assignments) >= 2 and min(strength) >= MIN_ROLE_GAP and min(exact) >= MIN_EXACT,
+        len(seeds) >= 2 and min(strength) >= MIN_ROLE_GAP and min(exact) >= MIN_EXACT,
         f"in every seed (>= 2 that differ), the traversal head supplies >= {MIN_ROLE_GAP:g} more of the node "
         f"prediction and the stage-control head >= {MIN_ROLE_GAP:g} more of the stage signal than the other head "
         f"(division strength >= {MIN_ROLE_GAP:g}), and the model solves >= {MIN_EXACT:.0%} of unseen trees",
@@ -171,47 +172,62 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
 
 def heads_split_with_longer_training(runs: Sequence[Mapping[str, Any]], short_steps: int, long_steps: int) -> Claim:
     """``runs``: per symmetry-broken seed trained ``long_steps`` (the seeds of the main runs, which
-    stop at ``short_steps``), ``{"seed", "step": [...], "strength": [...], "exact"}``: the division
-    strength (:func:`~helpers.tree_cot.analysis.role_assignment`) at each checkpoint, and the final
-    exact-path accuracy."""
+    stop at ``short_steps``), :func:`~helpers.tree_cot.analysis.division_curve` of its log (``step``,
+    ``strength``, ``traverse_head``, ``control_head`` per checkpoint) with ``"seed"`` and the final
+    exact-path accuracy ``"exact"``. A seed keeps the split when, at every checkpoint of the last
+    ``LONG_TAIL`` of training, its strength is at least ``MIN_ROLE_GAP`` and the same head traverses
+    and the same head controls."""
     if not runs:
         raise ValueError("runs must hold one record per seed")
     if not 0 < short_steps < long_steps:
         raise ValueError(f"short_steps and long_steps must satisfy 0 < short_steps < long_steps; "
                          f"got {short_steps} and {long_steps}")
     tail_from = (1 - LONG_TAIL) * long_steps
+    tail_name = f"the last {LONG_TAIL:.0%}"
     per_seed, misses = [], []
     for r in runs:
-        step, strength = np.asarray(r["step"], dtype=float), np.asarray(_floats(r["strength"], "strength"))
-        if step.shape != strength.shape or not len(step) or step[-1] != long_steps:
-            raise ValueError(f"seed {r.get('seed')}: step and strength must have one entry per checkpoint, the "
-                             f"last at long_steps = {long_steps}; got {len(step)} steps and {len(strength)} values")
-        short = strength[step <= short_steps][-1]
+        step = np.asarray(r["step"], dtype=float)
+        strength = np.asarray(r["strength"], dtype=float)
+        heads = list(zip(r["traverse_head"], r["control_head"]))
+        if not len(step) or not step.shape == strength.shape == (len(heads),) or step[-1] != long_steps:
+            raise ValueError(f"seed {r.get('seed')}: step, strength and the heads must have one entry per "
+                             f"checkpoint, the last at long_steps = {long_steps}; got {len(step)} steps, "
+                             f"{strength.size} strengths and {len(heads)} head pairs")
+        at = int(step[step <= short_steps][-1])
+        short = float(strength[step <= short_steps][-1])
         peak = int(np.argmax(strength))
-        tail = float(strength[step >= tail_from].min())
-        per_seed.append({"seed": r.get("seed"), f"at {short_steps} steps": round(float(short), 3),
+        tail = step >= tail_from
+        low = float(strength[tail].min())
+        swapped = len({h for h, t in zip(heads, tail) if t}) > 1
+        per_seed.append({"seed": r.get("seed"), f"at step {at}": round(short, 3),
                          "peak": round(float(strength[peak]), 3), "peak step": int(step[peak]),
-                         "lowest in the last quarter": round(tail, 3), "end": round(float(strength[-1]), 3)})
-        if tail < MIN_ROLE_GAP:
-            misses.append(f"seed {r.get('seed')}: {tail:.2f} in the last quarter (from {short:.2f} at step "
-                          f"{short_steps}; peak {strength[peak]:.2f} at step {int(step[peak])}, "
-                          f"end {strength[-1]:.2f})")
+                         f"lowest in {tail_name}": round(low, 3), "end": round(float(strength[-1]), 3),
+                         f"heads change roles in {tail_name}": swapped})
+        reasons = []
+        if low < MIN_ROLE_GAP:
+            reasons.append(f"{low:.2f} at its lowest in {tail_name} (from {short:.2f} at step {at}; peak "
+                           f"{strength[peak]:.2f} at step {int(step[peak])}, end {strength[-1]:.2f})")
+        if swapped:
+            reasons.append(f"the heads change roles in {tail_name}")
+        if reasons:
+            misses.append(f"seed {r.get('seed')}: " + "; ".join(reasons))
     exact = [float(r["exact"]) for r in runs]
-    if len(runs) < 2:
-        misses.insert(0, f"only {len(runs)} seed")
+    seeds = {r.get("seed") for r in runs}
+    if len(seeds) < 2:
+        misses.insert(0, f"only {len(seeds)} distinct seed")
     if min(exact) < MIN_EXACT:
         misses.append(f"exact-path accuracy {min(exact):.0%} < {MIN_EXACT:.0%}")
     return Claim(
         "heads_split_with_longer_training",
         f"Trained {long_steps / short_steps:g} times as long ({long_steps} steps, not {short_steps}), every "
-        "symmetry-broken seed completes the division of labour and keeps it: what the main runs left partial "
-        "was a matter of training time",
+        "symmetry-broken seed reaches the division mark and keeps it: what the main runs left partial was a "
+        "matter of training time",
         f"not a claim of {PAPER}: our test of whether theory_forward_heads_specialise failed because our runs "
         "were too short",
         {"per seed": per_seed, "exact-path accuracy per seed": exact, "steps": long_steps},
-        not misses, f"in every seed (>= 2 that differ), division strength >= {MIN_ROLE_GAP:g} at every checkpoint "
-        f"of the last {LONG_TAIL:.0%} of the {long_steps} steps, and the model solves >= {MIN_EXACT:.0%} of "
-        "unseen trees", kind="extension", why="; ".join(misses))
+        not misses, f"in every seed (>= 2 that differ), at every checkpoint of {tail_name} of the {long_steps} "
+        f"steps: division strength >= {MIN_ROLE_GAP:g}, with the same traversal and stage-control heads; and the "
+        f"model solves >= {MIN_EXACT:.0%} of unseen trees", kind="extension", why="; ".join(misses))
 
 
 PHASE_PARTS = ("climb", "switch", "descend")
@@ -410,7 +426,7 @@ def _direct_one_layer(direct: Mapping) -> Mapping:
 
 def evaluate(metrics: Mapping[str, Any]) -> list[Claim]:
     """The chapter's claims from a full run's metrics (as returned by ``full_run`` or read from metrics.json)."""
-    from .analysis import last_part_progress, role_assignment  # analysis imports this module's pass marks
+    from .analysis import division_curve, last_part_progress, role_assignment  # analysis imports our marks
 
     def phase_record(name: str, run: dict) -> dict:   # progress from the stored log, for runs that predate it
         return {"run": name, **run["phases"], "last_progress": last_part_progress(run["log"], run["phases"])}
@@ -433,8 +449,7 @@ def evaluate(metrics: Mapping[str, Any]) -> list[Claim]:
     if "forward_broken_long" in theory:   # runs from before the longer training lack it
         long = theory["forward_broken_long"]
         claims.append(heads_split_with_longer_training(
-            [{"seed": r["seed"], "step": r["log"]["step"], "exact": r["final"]["exact"],
-              "strength": [role_assignment(x)["strength"] for x in r["log"]["roles"]]} for r in long["runs"]],
+            [{"seed": r["seed"], "exact": r["final"]["exact"], **division_curve(r["log"])} for r in long["runs"]],
             sizes["theory_steps"]["forward"], long["steps"]))
     claims += [
         theory_forward_phases([phase_record("zero init", fwd)] + [phase_record(f"seed {r['seed']}", r) for r in broken],
