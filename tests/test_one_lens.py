@@ -182,6 +182,11 @@ def test_ridge_record_reads_chapter_3s_own_phases():
         assert run["phases"]["crosses to dMMSE"] == summary["t_cross"]
         ridge_like = run["phases"]["ridge-like"]
         assert ridge_like is not None and ridge_like <= summary["t_cross"]
+        # the first checkpoint nearer ridge than dMMSE_M and under half the untrained distance, found by hand
+        g = labels.index(run["M"])
+        dr, dd = np.asarray(sweep["d_ridge"])[:, g], np.asarray(sweep["d_dmmse"])[:, g]
+        first = next(i for i in range(len(dr)) if dr[i] < dd[i] and dr[i] < 0.5 * sweep["d_zero_ridge"][g])
+        assert ridge_like == int(sweep["step"][first])
         assert np.asarray(run["path"]).shape == (len(sweep["step"]), train.PCA_COMPONENTS)
     lot = ridge_train.store().load_json("metrics.json")["llc_over_training"]
     with_llc = [r for r in rec["runs"] if r["llc"] is not None]   # only chapter 3's LLC run holds the LLC

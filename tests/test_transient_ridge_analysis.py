@@ -60,6 +60,22 @@ def test_transient_summary_on_hand_made_curves():
         transient_summary(steps, ood[:3], d_ridge, d_dmmse, 1.0, 5.0)
 
 
+def test_t_crit_range_widens_over_a_flat_bottom():
+    from helpers.transient_ridge.analysis import T_CRIT_BAND
+    steps = [0, 10, 20, 30, 40, 50]
+    gap = 4.0                         # ridge 1, dMMSE_M 5: the band is T_CRIT_BAND × 4 above the minimum
+    band = T_CRIT_BAND * gap
+    ood = [5.0, 1.0 + 0.9 * band, 1.0, 1.0 + 0.5 * band, 1.0 + 1.1 * band, 3.0]
+    flat = [0.5] * 6
+    s = transient_summary(steps, ood, flat, flat, ood_ridge=1.0, ood_dmmse=5.0, bandwidth=0)
+    assert s["t_crit"] == 20 and s["t_crit_range"] == [10, 30]  # 10 and 30 lie inside the band, 40 just outside
+    # a band that a checkpoint interrupts does not reach past it
+    ood2 = [1.0 + 0.5 * band, 1.0 + 1.5 * band, 1.0, 1.0 + 0.5 * band, 3.0, 3.0]
+    assert transient_summary(steps, ood2, flat, flat, 1.0, 5.0, bandwidth=0)["t_crit_range"] == [20, 30]
+    # no gap between the predictors (M = ∞): the range is t_crit alone
+    assert transient_summary(steps, ood, flat, flat, 1.0, 1.0, bandwidth=0)["t_crit_range"] == [20, 20]
+
+
 def test_ridge_like_checkpoints_by_hand():
     from helpers.transient_ridge import ridge_like
     d_ridge, d_dmmse = [0.8, 0.3, 0.1, 0.4], [1.0, 0.5, 0.6, 0.2]
