@@ -193,8 +193,8 @@ def heads_split_with_longer_training(runs: Sequence[Mapping[str, Any]], short_st
             raise ValueError(f"seed {r.get('seed')}: step, strength and the heads must have one entry per "
                              f"checkpoint, the last at long_steps = {long_steps}; got {len(step)} steps, "
                              f"{strength.size} strengths and {len(heads)} head pairs")
-        at = int(step[step <= short_steps][-1])
-        short = float(strength[step <= short_steps][-1])
+        i = int(np.nonzero(step <= short_steps)[0][-1])   # the last checkpoint of the main runs' length
+        at, short = int(step[i]), float(strength[i])
         peak = int(np.argmax(strength))
         tail = step >= tail_from
         low = float(strength[tail].min())

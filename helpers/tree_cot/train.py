@@ -24,7 +24,6 @@ Used in: every notebook of book/tree_cot/ and ``python -m helpers.tree_cot``.
 """
 from __future__ import annotations
 
-import numbers
 import time
 from dataclasses import asdict, dataclass
 
@@ -343,9 +342,7 @@ def train_transformer(task: str, *, steps: int, batch: int = 128, test: list | N
     model = TreeTransformer(TransformerConfig(V, d_model=d_model, n_heads=n_heads, n_layers=n_layers))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     test = test if test is not None else standard_test(256)
-    if attention_example is not None and (isinstance(attention_example, bool)
-                                          or not isinstance(attention_example, numbers.Integral)
-                                          or not 0 <= attention_example < len(test)):
+    if attention_example is not None and check_int("attention_example", attention_example, 0) >= len(test):
         raise ValueError(f"attention_example must be None or an index into test, an int in [0, {len(test)}); "
                          f"got {attention_example!r}")
     curve = test[:curve_n]
