@@ -143,6 +143,7 @@ def train(
     grad_clip: float | None = None,
     resume_path: str | os.PathLike | None = None,
     save_every: int = 1000,
+    start_step: int = 0,
     progress: bool | None = None,
     desc: str = "training",
     prefetch: int = 0,
@@ -159,6 +160,9 @@ def train(
         resume_path: a file for the loop's state (model, optimiser, step, history, RNG). If it
             exists when ``train`` starts, training continues from it.
         save_every: save the state every this many steps (and at the end), when ``resume_path``.
+        start_step: the number of updates ``model`` and ``optimizer`` have already had (they
+            continue an earlier run kept in memory): training runs steps ``start_step … steps-1``
+            and checkpoints after ``start_step`` only. Not with ``resume_path``.
         progress: show a ``tqdm`` bar (default: :func:`helpers.modes.show_progress`: yes, except in
             smoke mode and in the book build).
         prefetch: draw up to this many batches ahead in a worker process (0: none; ignored where
@@ -179,13 +183,17 @@ def train(
         raise ValueError(f"grad_clip must be > 0 or None; got {grad_clip!r}")
     if not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
         raise ValueError(f"prefetch must be an int >= 0; got {prefetch!r}")
+    if not isinstance(start_step, (int, np.integer)) or not 0 <= start_step <= steps:
+        raise ValueError(f"start_step must be an int in [0, steps={steps}]; got {start_step!r}")
+    if start_step and resume_path is not None:
+        raise ValueError("start_step and resume_path cannot be used together: resume_path knows its own step")
     checkpoints = sorted(set(int(s) for s in checkpoint_steps))
     if checkpoints and (checkpoints[0] < 0 or checkpoints[-1] > steps):
         raise ValueError(f"checkpoint_steps must lie in [0, steps={steps}]; got {checkpoints[0]}…{checkpoints[-1]}")
     checkpoint_set = set(checkpoints)
 
     history = History()
-    start = 0
+    start = int(start_step)
     resume_path = Path(resume_path) if resume_path is not None else None
     if resume_path is not None and resume_path.is_file():
         state = torch.load(resume_path, map_location="cpu", weights_only=False)

@@ -169,6 +169,38 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     assert history_resumed.state_dict() == history_straight.state_dict()
 
 
+def test_start_step_continues_a_run_kept_in_memory():
+    _, batch_fn, loss_fn = regression_problem()
+    seen = []
+
+    def fn(step):
+        seen.append(step)
+        return batch_fn(step)
+
+    def run(model, opt, steps, start):
+        checks = []
+        train(model, loss_fn, fn, steps=steps, optimizer=opt,
+              checkpoint_steps=[c for c in (0, 10, 20, 30) if c <= steps],
+              on_checkpoint=lambda s, m: checks.append(s), start_step=start, progress=False)
+        return checks
+
+    straight = fresh_model()
+    run(straight, torch.optim.Adam(straight.parameters(), lr=0.01), 30, 0)
+    seen.clear()
+    model = fresh_model()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    assert run(model, opt, 12, 0) == [0, 10]
+    # the second part trains steps 12 … 29 only and checkpoints after step 12 only
+    seen.clear()
+    assert run(model, opt, 30, 12) == [20, 30]
+    assert seen == list(range(12, 30))
+    assert torch.equal(model.weight, straight.weight)
+    with pytest.raises(ValueError, match=r"start_step must be an int in \[0, steps=30\]"):
+        run(model, opt, 30, 31)
+    with pytest.raises(ValueError, match="start_step and resume_path cannot be used together"):
+        train(model, loss_fn, fn, steps=30, optimizer=opt, start_step=5, resume_path="state.pt", progress=False)
+
+
 def test_non_finite_loss_names_the_step():
     model = torch.nn.Linear(1, 1)
 

@@ -417,6 +417,29 @@ def test_decoding_and_training_arguments_are_checked():
         train.train_filter_sort("cot", steps=2, n_checkpoints=-1)
 
 
+def test_a_resumed_theory_run_is_the_run_from_scratch():
+    V = train.THEORY["forward"].vocab
+    test = train.test_trees(24, V)
+    kw = dict(batch=16, test=test, n_checkpoints=4, seed=3, init_std=0.1, progress=False, curve_n=16)
+    short = train.train_theory("forward", steps=20, **kw)
+    whole_model, whole = train.train_theory("forward", steps=40, **kw)
+    model, log = train.train_theory("forward", steps=40, resume=short, **kw)
+    assert torch.equal(model.W, whole_model.W)
+    assert {k: v for k, v in log.items() if k != "H"} == {k: v for k, v in whole.items() if k != "H"}
+    assert not torch.equal(short[0].W, model.W)   # trained on a copy: the short run's model is untouched
+    for change, match in ((dict(seed=4), "resume's run has seed=3, this one seed=4"),
+                          (dict(batch=8), "resume's run has batch=16"),
+                          (dict(test=train.test_trees(24, V, seed=99)), "evaluated on other test trees"),
+                          (dict(n_checkpoints=3), "are not among the resumed run's"),
+                          (dict(steps=20), "steps must be > the resumed run's 20 steps")):
+        with pytest.raises(ValueError, match=match):
+            train.train_theory("forward", **{"steps": 40, **kw, **change, "resume": short})
+    with pytest.raises(ValueError, match="not a 'backward' theory model"):
+        train.train_theory("backward", steps=40, **{**kw, "test": None}, resume=short)
+    with pytest.raises(TypeError, match=r"resume must be the \(model, log\)"):
+        train.train_theory("forward", steps=40, **kw, resume=short[1])
+
+
 def test_by_depth_by_hand():
     assert by_depth(np.array([1, 0, 1, 1]), [1, 1, 2, 3]) == {1: 0.5, 2: 1.0, 3: 1.0}
     with pytest.raises(ValueError, match="same length"):

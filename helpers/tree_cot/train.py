@@ -24,6 +24,8 @@ Used in: every notebook of book/tree_cot/ and ``python -m helpers.tree_cot``.
 """
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -240,7 +242,7 @@ def _check_run_args(steps: int, n_checkpoints: int, test: list | None, curve_n: 
 
 def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None = None, n_checkpoints: int = 20,
                  seed: int = 0, lr: float | None = None, init_std: float = 0.0, snapshots: int = 6,
-                 curve_n: int = 300, progress: bool | None = None):
+                 curve_n: int = 300, progress: bool | None = None, resume: tuple | None = None):
     """Train the theory model for ``task`` (``"backward"``: 1 head, ``"forward"``: 2 heads) on :data:`THEORY`.
 
     Returns ``(model, log)``; ``log`` has, per checkpoint step: the training loss on the curve
@@ -257,14 +259,19 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     The model starts at ``W = 0`` (the paper; nothing random) or, with ``init_std > 0``, at
     ``W ~ N(0, init_std²)`` drawn from ``torch_generator(seed)``; step ``s`` trains on
     ``numpy_generator(seed, s)``'s batch.
+
+    ``resume=(model, log)``, what an earlier call returned with the same ``task``, ``seed``,
+    ``init_std``, ``batch``, ``lr``, ``test`` and ``curve_n`` but fewer steps, continues that run
+    (on a copy of its model) instead of repeating its steps: SGD keeps no state, so the result is
+    the run from scratch. The checkpoints up to the earlier run's end are copied from its log, and
+    must be among its checkpoints; so are the ``H`` snapshots it kept.
     """
     if task not in THEORY:
         raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
     _check_run_args(steps, n_checkpoints, test, curve_n, snapshots)
     spec = THEORY[task]
     V = spec.vocab
-    model = TheoryModel(V, spec.heads, init_std=init_std, generator=torch_generator(seed) if init_std else None)
-    opt = torch.optim.SGD(model.parameters(), lr=spec.lr if lr is None else lr)
+    lr = spec.lr if lr is None else lr
     test = test if test is not None else test_trees(256, V)
     curve = test[:curve_n]
     test_batch = encode(curve, V, task)
@@ -272,7 +279,13 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     snap_at = set(checkpoints[:: max(1, len(checkpoints) // snapshots)] + [steps])
     log: dict = {"step": [], "loss": [], "exact": [], "per_step": [], "backward": [], "forward": [], "switch": [],
                  "H": {}, "h": [], "blocks": [], "head_difference": [], "usage": [], "roles": [], "init_std": init_std,
-                 "seed": seed}
+                 "seed": seed, "batch": batch, "lr": lr}
+    start = 0
+    if resume is None:
+        model = TheoryModel(V, spec.heads, init_std=init_std, generator=torch_generator(seed) if init_std else None)
+    else:
+        model, start = _resumed(resume, log, task, steps, checkpoints, test_batch)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
 
     def on_checkpoint(step, m):
         m.eval()
@@ -294,10 +307,48 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
         m.train()
 
     train(model, mse_loss, lambda s: theory_batch(task, batch, numpy_generator(seed, s)), steps=steps,
-          optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress,
+          optimizer=opt, checkpoint_steps=checkpoints, on_checkpoint=on_checkpoint, progress=progress, start_step=start,
           desc=f"theory model, {task}" + (f", seed {seed}, init_std {init_std:g}" if init_std else ""))
     log["final"] = evaluate(model, test, V, task)
     return model, log
+
+
+_PER_CHECKPOINT = ("step", "loss", "exact", "per_step", "backward", "forward", "switch", "h", "blocks",
+                   "head_difference", "usage", "roles")
+
+
+def _resumed(resume, log: dict, task: str, steps: int, checkpoints: list[int], test_batch: Encoded):
+    """:func:`train_theory`'s ``resume``: check it against the new run's settings, copy its
+    checkpoints up to its end into ``log``, and return ``(a copy of its model, its step)``."""
+    if not (isinstance(resume, tuple) and len(resume) == 2 and isinstance(resume[0], TheoryModel)
+            and isinstance(resume[1], dict)):
+        raise TypeError("resume must be the (model, log) an earlier train_theory call returned")
+    model, old = resume
+    if model.n_heads != THEORY[task].heads or model.vocab != THEORY[task].vocab:
+        raise ValueError(f"resume's model is not a {task!r} theory model")
+    for key in ("seed", "init_std", "batch", "lr"):
+        if old.get(key) != log[key]:
+            raise ValueError(f"resume's run has {key}={old.get(key)!r}, this one {key}={log[key]!r}: "
+                             f"it is another run")
+    start = old["step"][-1]
+    if not start < steps:
+        raise ValueError(f"steps must be > the resumed run's {start} steps; got {steps}")
+    missing = [c for c in checkpoints if c <= start and c not in old["step"]]
+    if missing:
+        raise ValueError(f"checkpoints {missing} of this run are not among the resumed run's; "
+                         f"choose n_checkpoints so that they are")
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        if not math.isclose(mse_loss(model, test_batch).item(), old["loss"][-1], rel_tol=1e-5, abs_tol=1e-9):
+            raise ValueError("resume's run was evaluated on other test trees (test, curve_n)")
+    for c in checkpoints:
+        if c <= start:
+            i = old["step"].index(c)
+            for key in _PER_CHECKPOINT:
+                log[key].append(old[key][i])
+            if c in old["H"]:
+                log["H"][c] = old["H"][c]
+    return model, start
 
 
 def theory_batch(task: str, batch: int, rng: np.random.Generator) -> Encoded:
@@ -448,7 +499,8 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
     ``metrics`` (→ ``metrics.json``): ``sizes``; ``theory`` — ``backward`` and ``forward`` (the
     paper's zero-initialised models, one run each: from zero, seeds only change the batches) and
     ``forward_broken`` (the forward model from a small random initialisation, one run per seed of
-    ``broken_seeds``) and ``forward_broken_long`` (the same seeds trained ``broken_long_steps``), each
+    ``broken_seeds``) and ``forward_broken_long`` (the same seeds trained on to ``broken_long_steps``: the
+    ``forward_broken`` runs continued, their first steps not repeated), each
     run with its curves, final accuracy and phases; ``standard`` — the
     one-layer transformer with CoT and without (``direct``) per seed of ``std_seeds`` (deeper direct
     models: first seed), the random-child baseline; ``robustness`` (per model and seed, per axis
@@ -465,6 +517,7 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
 
     # 1-2. the theory models: the paper's zero initialisation, then the symmetry broken
     theory_models = {}
+    broken = {}   # the symmetry-broken runs by seed: the longer runs continue them
     for task, seeds, std, steps in (
             ("backward", [0], 0.0, cfg.theory_backward_steps), ("forward", [0], 0.0, cfg.theory_forward_steps),
             ("forward_broken", list(cfg.broken_seeds), SYMMETRY_BREAK_STD, cfg.theory_forward_steps),
@@ -476,7 +529,10 @@ def full_run(mode: str, progress: bool = True) -> RunOutput:
         timer = time.perf_counter()
         for seed in seeds:
             model, log = train_theory(base, steps=steps, batch=cfg.batch, test=test,
-                                      n_checkpoints=cfg.n_checkpoints, seed=seed, init_std=std, progress=progress)
+                                      n_checkpoints=cfg.n_checkpoints, seed=seed, init_std=std, progress=progress,
+                                      resume=broken.get(seed) if task == "forward_broken_long" else None)
+            if task == "forward_broken":
+                broken[seed] = model, log
             record = _run_record(seed, log, "H")
             if base == "forward":
                 record["phases"] = phases(log)
