@@ -16,7 +16,8 @@ chapter's results, or (``--claims-only``) stored results that are missing, corru
 schema. A full run replaces the chapter's folder whole (:meth:`~helpers.results.ResultStore.save_run`).
 
 A chapter may add options of its own (``options(parser)``; their values reach ``full_run`` as
-keyword arguments), re-derive stored metrics before ``--claims-only`` re-judges them
+keyword arguments), refuse a combination of options before any work (``check(args)`` raises
+:class:`BadInput`), re-derive stored metrics before ``--claims-only`` re-judges them
 (``refresh(store)``), and save partial results while it runs (``partial=True``: ``full_run`` gets
 ``save(run)``, which writes the results so far with their claims).
 
@@ -70,7 +71,8 @@ def _check_output(out: ResultStore, claims_only: bool) -> None:
 def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evaluate: Callable[[dict], list[Claim]],
              store: Callable[..., ResultStore], argv: list[str] | None = None,
              options: Callable[[argparse.ArgumentParser], None] | None = None,
-             refresh: Callable[[ResultStore], None] | None = None, partial: bool = False) -> int:
+             refresh: Callable[[ResultStore], None] | None = None, partial: bool = False,
+             check: Callable[[argparse.Namespace], None] | None = None) -> int:
     """Parse ``--mode`` / ``--no-progress`` / ``--claims-only`` / ``--out`` (and the chapter's
     ``options``), run, save, print the claims table."""
     parser = _Parser(prog=f"python -m {module}", description=doc.strip().splitlines()[0])
@@ -90,6 +92,8 @@ def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evalu
     t0 = time.perf_counter()
     out = store(args.out if args.out is not None else output_root(args.mode))
     try:
+        if check is not None:
+            check(args)
         _check_output(out, args.claims_only)
     except BadInput as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)

@@ -204,7 +204,8 @@ class ResultStore:
         schema: version of the results' layout; bump it when the layout changes, so that old
             results are reported as stale instead of misread.
         module: the module whose ``--mode full`` run recreates the results, or
-        command: how to recreate them, in words (exactly one of the two).
+        command: how to recreate them, in words, with any command in backticks (exactly one of
+            the two).
         root: the folder holding the chapter folders (default: the repository's ``results/``).
     """
 
@@ -218,7 +219,7 @@ class ResultStore:
             raise ValueError("give exactly one of module (a 'python -m' module) "
                              "or command (how to recreate the results)")
         self.chapter, self.schema, self.module = chapter, schema, module
-        self.command = command if command is not None else f"python -m {module} --mode full"
+        self.command = command if command is not None else f"`python -m {module} --mode full`"
         self.root = Path(root) if root is not None else repo_root() / "results"
         self.dir = self.root / chapter
 
@@ -237,10 +238,10 @@ class ResultStore:
             return str(path)
 
     def _hint(self) -> str:
-        hint = f"Recreate it with `{self.command}`"
-        committed = repo_root() / "results"
-        if self.dir.resolve().is_relative_to(committed.resolve()):
-            hint += f", or restore the committed version with `git checkout -- {self.dir.relative_to(repo_root())}`"
+        hint = f"Recreate it with {self.command}"
+        here, repo = self.dir.resolve(), repo_root().resolve()
+        if here.is_relative_to(repo / "results"):
+            hint += f", or restore the committed version with `git checkout -- {here.relative_to(repo)}`"
         return hint + "."
 
     # -- writing

@@ -6,9 +6,12 @@ step, a ``loss_fn(model, batch)`` returns the loss, an optimizer steps. Around i
 - a metric history (training loss every ``log_every`` steps, evaluations at checkpoint steps);
 - a checkpoint schedule, linear ∪ log-spaced steps (:func:`checkpoint_schedule`), as studies of
   transient structure use: dense early, where the dynamics are fast, sparse later;
-- resume: with ``resume_path``, the loop saves its state every ``save_every`` steps and, when
-  started again after an interruption, continues from the last save. If ``batch_fn`` depends
-  only on the step (use :func:`helpers.seeds.step_generator`), the resumed run equals an uninterrupted one.
+- resume: with ``resume_path``, the loop saves its state every ``save_every`` steps (model,
+  optimiser, scheduler, history, the training loss accumulated since the last log, and the RNG
+  states of the CPU and, where there is one, of every CUDA device) and, when started again after
+  an interruption, continues from the last save. If ``batch_fn`` depends only on the step (use
+  :func:`helpers.seeds.step_generator`), the resumed run equals an uninterrupted one on the same
+  device.
 
 Used in: ``book/getting_started.ipynb`` and every chapter.
 """
@@ -157,8 +160,9 @@ def train(
             step ``s`` means "after ``s`` updates" (0 is the initialisation).
         eval_fn: ``eval_fn(model) -> {name: float}``, run in ``eval`` mode without gradients.
         on_checkpoint: ``on_checkpoint(step, model)``, e.g. to keep a snapshot of the weights.
-        resume_path: a file for the loop's state (model, optimiser, step, history, RNG). If it
-            exists when ``train`` starts, training continues from it.
+        resume_path: a file for the loop's state (model, optimiser, scheduler, step, history, the
+            loss accumulated since the last log, and the CPU and CUDA RNG states). If it exists
+            when ``train`` starts, training continues from it.
         save_every: save the state every this many steps (and at the end), when ``resume_path``.
         start_step: the number of updates ``model`` and ``optimizer`` have already had (they
             continue an earlier run kept in memory): training runs steps ``start_step … steps-1``
@@ -194,6 +198,7 @@ def train(
 
     history = History()
     start = int(start_step)
+    running, n_running = 0.0, 0     # the training loss summed since the last log, and over how many steps
     resume_path = Path(resume_path) if resume_path is not None else None
     if resume_path is not None and resume_path.is_file():
         state = torch.load(resume_path, map_location="cpu", weights_only=False)
@@ -203,7 +208,11 @@ def train(
             scheduler.load_state_dict(state["scheduler"])
         history = History.from_state_dict(state["history"])
         start = int(state["step"])
+        running, n_running = float(state.get("running", 0.0)), int(state.get("n_running", 0))
         torch.set_rng_state(state["torch_rng"])
+        cuda_rng = state.get("cuda_rng")
+        if cuda_rng is not None and torch.cuda.is_available():   # saved on a GPU; a CPU machine has none to set
+            torch.cuda.set_rng_state_all(cuda_rng[:torch.cuda.device_count()])
         if start > steps:
             raise ValueError(f"resume_path {resume_path} holds step {start} > steps={steps}; delete it to start over")
 
@@ -211,7 +220,9 @@ def train(
         save_torch(resume_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "history": history.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
+            "history": history.state_dict(), "step": step, "running": running, "n_running": n_running,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         })
 
     def checkpoint(step: int) -> None:
@@ -232,7 +243,6 @@ def train(
     if start == 0 and 0 in checkpoint_set:
         checkpoint(0)
     model.train()
-    running, n_running = 0.0, 0
     bar = tqdm(range(start, steps), total=steps, initial=start, desc=desc, disable=not progress, leave=False)
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     batches = _Prefetcher(batch_fn, start, steps, prefetch) if prefetch and can_fork and steps > start else batch_fn

@@ -2,7 +2,7 @@
 
 Every notebook ``X.ipynb`` is paired with a text file ``X.nb.md`` (jupytext, MyST markdown):
 the text is what people review and diff, the ``.ipynb`` what the book builds and nbval runs.
-After editing either, run ``jupytext --sync book/**/*.ipynb``.
+After editing either, run ``jupytext --sync book/*.ipynb book/*/*.ipynb``.
 """
 import ast
 import importlib

@@ -195,6 +195,44 @@ def test_ridge_record_reads_chapter_3s_own_phases():
     assert sum(rec["explained"]) <= 1 + 1e-9
 
 
+def test_ridge_record_reads_each_run_s_own_path_when_the_sweep_has_several_seeds(monkeypatch):
+    # chapter 3 stores probe features for the first seed of every M only (the joint PCA's runs): a
+    # second seed, interleaved in the sweep, must neither shift which features a run's path is read
+    # from nor get a path of its own
+    import copy
+
+    from helpers.transient_ridge import train as ridge_train
+    real = ridge_train.store()
+    m, arrays, run = real.load_json("metrics.json"), real.load_arrays("arrays.npz"), real.read_run()
+    one_seed = train.ridge_record()
+    sw = copy.deepcopy(m["sweep"])
+    G = len(sw["summary"])
+    order = [g for g in range(G) for _ in range(2)]                 # every group twice: seed 0, then seed 1
+    two = copy.deepcopy(m)
+    two["sweep"].update(groups=[[sw["groups"][g][0], i % 2] for i, g in enumerate(order)],
+                        summary=[dict(sw["summary"][g], seed=i % 2) for i, g in enumerate(order)],
+                        d_zero_ridge=[sw["d_zero_ridge"][g] for g in order])
+    for key in ("d_ridge", "d_dmmse"):
+        two["sweep"][key] = [[row[g] for g in order] for row in sw[key]]
+
+    class Store:
+        def load_json(self, name):
+            return two
+
+        def load_arrays(self, name):
+            return arrays
+
+        def read_run(self):
+            return run
+
+    monkeypatch.setattr(ridge_train, "store", lambda: Store())
+    rec = train.ridge_record()
+    assert [r["label"] for r in rec["runs"]] == [f"{r['label']}, seed 0" for r in one_seed["runs"]]
+    for a, b in zip(rec["runs"], one_seed["runs"]):
+        assert a["M"] == b["M"] and a["phases"] == b["phases"] and a["d_ridge"] == b["d_ridge"]
+        assert np.allclose(a["path"], b["path"]) and (a["llc"] is None) == (b["llc"] is None)
+
+
 def test_full_run_pipeline_in_smoke_mode(monkeypatch):
     from helpers.one_lens.__main__ import main
     from helpers.results import output_root

@@ -202,6 +202,15 @@ def test_committed_results_hint_offers_git_restore(tmp_path):
     assert "git checkout" not in str(err.value)
 
 
+def test_missing_result_message_with_a_relative_root(monkeypatch):
+    monkeypatch.chdir(results.repo_root())
+    store = ResultStore("demo", module="helpers.demo", schema=1, root="results")  # relative to the working folder
+    with pytest.raises(MissingResultError, match=r"results/demo/run\.json does not exist\. Recreate it with "
+                                                 r"`python -m helpers\.demo --mode full`, or restore the committed "
+                                                 r"version with `git checkout -- results/demo`"):
+        store.read_run()
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(chapter=""), "chapter must be a folder name"),
     (dict(chapter="a/b"), "chapter must be a folder name"),

@@ -147,7 +147,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
 
     def run(model, fn, path):
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
-        return train(model, loss_fn, fn, steps=40, optimizer=opt, log_every=5, checkpoint_steps=[0, 10, 40],
+        # log_every does not divide save_every: the save at step 20 falls inside the log window 15–21
+        return train(model, loss_fn, fn, steps=40, optimizer=opt, log_every=7, checkpoint_steps=[0, 10, 40],
                      eval_fn=lambda m: {"w0": float(m.weight[0, 0])}, resume_path=path, save_every=10,
                      progress=False)
 
@@ -167,6 +168,35 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     history_resumed = run(resumed, batch_fn, path)
     assert torch.equal(resumed.weight, straight.weight)
     assert history_resumed.state_dict() == history_straight.state_dict()
+
+
+def test_resume_saves_and_restores_the_cuda_rng_where_there_is_cuda(tmp_path, monkeypatch):
+    """The CUDA RNG states go into the saved state and come back on resume; a state saved without
+    CUDA (``None``) resumes anywhere. CUDA is faked, so the test runs on a CPU machine too."""
+    _, batch_fn, loss_fn = regression_problem()
+    path = tmp_path / "state.pt"
+    saved = [torch.tensor([1, 2, 3], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+
+    def run(steps):
+        model = fresh_model()
+        train(model, loss_fn, batch_fn, steps=steps, optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
+              resume_path=path, save_every=5, progress=False)
+
+    run(10)
+    assert torch.equal(torch.load(path, weights_only=False)["cuda_rng"][0], saved[0])
+    run(20)
+    assert len(restored) == 1 and torch.equal(restored[0][0], saved[0])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    state = torch.load(path, weights_only=False)
+    state["cuda_rng"] = None
+    torch.save(state, path)
+    run(25)                                      # resumes from step 20 without touching CUDA
+    assert len(restored) == 1
 
 
 def test_start_step_continues_a_run_kept_in_memory():

@@ -169,3 +169,72 @@ def test_each_predictor_is_best_on_its_own_prior():
         dmmse_predictor(gauss.xs, gauss.ys, tasks, sigma2), gauss.ys)
     assert mse(dmmse_predictor(in_pool.xs, in_pool.ys, tasks, sigma2), in_pool.ys) < mse(
         ridge_predictor(in_pool.xs, in_pool.ys, sigma2), in_pool.ys)
+
+
+# ---------------------------------------------------------------- the command line
+
+class _Ran(Exception):
+    """Raised by the stand-in full run: the command got past its checks."""
+
+
+@pytest.fixture
+def cli(monkeypatch, tmp_path):
+    """``main(args, device)``: the chapter's command with the device pick faked and the training
+    replaced by a stand-in that records its keyword arguments and stops; returns the exit status
+    (or the recorded arguments when the run started)."""
+    from helpers.transient_ridge import __main__ as command
+    from helpers.transient_ridge import train
+
+    def fake_run(mode, progress=True, **kwargs):
+        raise _Ran(dict(kwargs, mode=mode))
+
+    monkeypatch.setattr(train, "full_run", fake_run)
+
+    def main(args, device="cpu"):
+        monkeypatch.setattr(command, "pick_device", lambda: torch.device(device))
+        try:
+            return command.main([*args, "--out", str(tmp_path), "--no-progress"])
+        except _Ran as ran:
+            return ran.args[0]
+    return main
+
+
+def test_full_run_without_scale_is_refused_on_a_cpu(cli, capsys):
+    assert cli(["--mode", "full"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "the default full run is the GPU configuration" in err
+    assert "--scale cpu" in err and "about 80 minutes on 2 CPU cores" in err and "--scale gpu" in err
+    assert cli([]) == 2                                           # --mode full is the default
+
+
+@pytest.mark.parametrize("args, device, scale", [
+    (["--mode", "full", "--scale", "cpu"], "cpu", "cpu"),
+    (["--mode", "full", "--scale", "gpu"], "cpu", "gpu"),
+    (["--mode", "full"], "cuda", None),
+    (["--mode", "full"], "mps", None),
+    (["--mode", "smoke"], "cpu", None),
+])
+def test_scale_or_a_gpu_or_smoke_mode_lets_the_run_start(cli, args, device, scale):
+    ran = cli(args, device)
+    assert isinstance(ran, dict) and ran["scale"] == scale and ran["mode"] == args[1]
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf", "soon"])
+def test_max_minutes_must_be_finite_and_positive(cli, capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        cli(["--mode", "smoke", f"--max-minutes={value}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --max-minutes: must be a finite number of minutes > 0" in err and repr(value) in err
+    assert cli(["--mode", "smoke", "--max-minutes", "0.5"])["max_minutes"] == 0.5
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_gpu_script_max_minutes_must_be_finite_and_positive(tmp_path, capsys, value):
+    from helpers.transient_ridge import gpu
+    with pytest.raises(SystemExit) as exit_:
+        gpu.main(["--mode", "smoke", "--out", str(tmp_path / "run"), f"--max-minutes={value}"])
+    assert exit_.value.code == 2
+    assert "--max-minutes must be a finite number > 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()                        # refused before any work

@@ -378,13 +378,14 @@ def test_trajectory_pca_and_the_detour_on_planted_paths():
 
 PLANTED = ["1", "2", "4", "8", "16", "32", "64", "128", "∞"]
 DIP_RISE_PIVOT = {"4": (0.1, 0.3, 0.15), "8": (0.05, 0.8, 0.2), "16": (0.05, 0.8, 0.35), "32": (0.05, 0.8, 0.5),
-                  "64": (0.05, 0.8, 0.65)}     # M = 4: a partial transient (the onset); 8 … 64: full ones
+                  "64": (0.05, 0.8, 0.65)}     # M = 4: a partial rise (the onset); 8 … 64: full transients
 
 
 def _planted_metrics(m: dict) -> dict:
     """A smoke run's metrics with planted numbers under which every claim holds: M = 1, 2 go straight
-    to dMMSE_M, M = 4 dips (a partial transient), M = 8 … 64 are full transients pivoting later as M
-    grows, M = 128 ends ridge-like, M = ∞ on ridge; the PCA geometry and the LLCs as the paper says."""
+    to dMMSE_M, M = 4 dips to ridge and rises only partly (a partial rise), M = 8 … 64 are full
+    transients pivoting later as M grows, M = 128 ends ridge-like, M = ∞ on ridge; the PCA geometry
+    and the LLCs as the paper says."""
     m = copy.deepcopy(m)
     sw = m["sweep"]
     sw["step"] = list(range(0, 10_001, 250))
@@ -478,6 +479,8 @@ FLIPS = {
         _set(["sweep", "d_ridge", -1, _at("4")], 0.0, "not all those above a threshold"),
         # low_ok: M = 1 ends off dMMSE_1
         _set(["sweep", "d_dmmse", -1, _at("1")], 0.5, "smallest M does not end on dMMSE_M"),
+        # between_ok: M = 16 ends between the predictors, with dMMSE-like M (32, 64) above it
+        _set(["sweep", "d_dmmse", -1, _at("16")], 0.5, "below the threshold, M ['16'] end on neither"),
     ],
     "infinite_M_learns_ridge": [
         _set(["sweep", "d_ridge", -1, _at("∞")], 0.5, "M = ∞ model ends"),   # M = ∞ ends far from ridge
@@ -522,7 +525,9 @@ FLIPS = {
     ],
     "llc_matches_devinterp": [
         _set(["llc_crosscheck", "devinterp"], 20.0, "apart"),       # devinterp says twice as much
-        _set(["llc_crosscheck", "ours_seconds"], 3.0, "ours is not faster"),   # agrees, but slower …
+    ],
+    "llc_faster_than_devinterp": [
+        _set(["llc_crosscheck", "ours_seconds"], 3.0, "ours is not faster"),   # slower …
         _set(["llc_crosscheck", "ours_seconds"], 2.0, "ours is not faster"),   # … or as slow
     ],
     "grouped_speedup": [
@@ -544,7 +549,7 @@ def test_planted_metrics_flip_each_claim_alone(smoke_store):
     assert set(held) == set(FLIPS) == {f.__name__ for f in claims.CLAIMS}
     assert all(held.values()), {k: v for k, v in held.items() if not v}
     kinds = {lab: claims.transient_kind(s) for lab, s in zip(PLANTED, base["sweep"]["summary"])}
-    assert [lab for lab, k in kinds.items() if k == "full"] == ["8", "16", "32", "64"] and kinds["4"] == "partial"
+    assert [lab for lab, k in kinds.items() if k == "full"] == ["8", "16", "32", "64"] and kinds["4"] == "partial rise"
     for cid, perturbations in FLIPS.items():
         for i, perturb in enumerate(perturbations):
             m = copy.deepcopy(base)
@@ -554,6 +559,46 @@ def test_planted_metrics_flip_each_claim_alone(smoke_store):
             assert flipped == [cid], f"perturbation {i} of {cid} flipped {flipped}"
             if perturb.why is not None:
                 assert perturb.why in judged[cid].why, f"perturbation {i} of {cid}: {judged[cid].why!r}"
+
+
+def test_pca_detour_and_evaluate_sweep_check_their_arguments():
+    proj = {"runs": torch.zeros(3, 5, 2), "ridge": torch.zeros(2), "dmmse": torch.ones(3, 2)}
+    assert analysis.pca_detour(proj, 2)["final_to_dmmse"] == pytest.approx(2 ** 0.5)
+    with pytest.raises(ValueError, match=r"g must be a group index, an int in \[0, 2\]; got 3"):
+        analysis.pca_detour(proj, 3)
+    with pytest.raises(ValueError, match=r"n_pc must be an int in \[1, 2\]"):
+        analysis.pca_detour(proj, 0, n_pc=3)
+    with pytest.raises(ValueError, match="chunk must be an int >= 1"):
+        analysis.evaluate_sweep(None, None, chunk=0)
+
+
+def test_transient_kinds_are_the_paper_s_words():
+    def kind(fell, min_above_ridge, rise):
+        return claims.transient_kind({"fell": fell, "t_crit": 1, "min_above_ridge": min_above_ridge,
+                                      "ood_rise": rise})
+    assert kind(True, claims.FULL_DIP, claims.FULL_RISE) == "full"
+    assert kind(True, claims.FULL_DIP, claims.FULL_RISE - 0.01) == "partial rise"     # reaches ridge, rises partly
+    assert kind(True, 0.7, claims.PARTIAL_DIP_RISE) == "partial dip"                # dips partway, rises again
+    assert kind(True, 0.7, 0.9) == "partial dip"
+    assert kind(True, 0.7, claims.PARTIAL_DIP_RISE - 0.01) == "none"                 # falls and stays down
+    assert kind(False, 0.0, 0.9) == "none"                                           # never falls: it only rises
+    assert kind(True, None, None) == "none"                                          # M = ∞ (NaN in the run)
+    with pytest.raises(ValueError, match="s must be a run's summary"):
+        claims.transient_kind({"t_crit": 1})
+
+
+def test_the_threshold_allows_few_models_between_and_only_just_below_it():
+    def metrics(ends):   # per M in order, what its final model approximates
+        d = {"ridge": (0.0, 1.0), "dMMSE_M": (1.0, 0.0), "neither": (0.5, 0.5)}
+        labs = [str(2 ** i) for i in range(len(ends))]
+        return {"sweep": {"summary": [{"M": lab} for lab in labs], "d_bayes": [1.0] * len(labs),
+                          "d_ridge": [[d[e][0] for e in ends]], "d_dmmse": [[d[e][1] for e in ends]]}}
+    holds = lambda ends: claims.task_diversity_threshold(metrics(ends)).holds
+    assert holds(["dMMSE_M", "dMMSE_M", "neither", "neither", "ridge", "ridge"])
+    assert not holds(["dMMSE_M", "neither", "neither", "neither", "ridge"])                  # three between
+    assert not holds(["dMMSE_M", "neither", "dMMSE_M", "ridge"])                             # not just below
+    c = claims.task_diversity_threshold(metrics(["dMMSE_M", "neither", "dMMSE_M", "ridge"]))
+    assert c.why == "below the threshold, M ['2'] end on neither predictor (at most 2, just below it)"
 
 
 def test_planted_claims_hold_on_the_near_side_of_their_marks(smoke_store):

@@ -734,14 +734,18 @@ def planted_metrics() -> dict:
     curves = {"step": [0, 600, 1200, 2400, 3000], "forward": [0.1, 0.99, 1.0, 1.0, 1.0],
               "switch": [0.0, 0.5, 0.99, 1.0, 1.0], "backward": [0.2, 0.4, 0.7, 0.99, 1.0]}
 
-    def broken(seed, roles, phases):
-        return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0}, "log": {"roles": [roles], **curves},
-                "phases": phases}
+    def switch(root):   # each head's attention on the ROOT marker at the switch
+        return {"switch": {"root": root}}
+
+    def broken(seed, roles, phases, root):
+        return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0},
+                "log": {"roles": [roles], "usage": [switch(root)], **curves}, "phases": phases}
 
     def long_run(seed):   # the same seeds trained 4× longer: split by step 12000 and kept
         clean = [[0.9, 0.1], [0.1, 0.9]]
         return {"seed": seed, "final": {"exact": 1.0, "switch": 1.0},
-                "log": {"step": [0, 6000, 12000, 18000, 24000], "roles": [[[0.5, 0.5], [0.5, 0.5]]] + [clean] * 4}}
+                "log": {"step": [0, 6000, 12000, 18000, 24000], "roles": [[[0.5, 0.5], [0.5, 0.5]]] + [clean] * 4,
+                        "usage": [switch([0.5, 0.5])] + [switch([0.1, 0.8])] * 4}}
 
     phases = {"climb": 2400, "switch": 1200, "descend": 600, "division": 3000,
               "order": ["descend", "switch", "climb", "division"]}
@@ -753,8 +757,8 @@ def planted_metrics() -> dict:
             "backward": {"runs": [{"final": {"exact": 1.0}, "log": {"h": [{"diag": 8.0, "offdiag_max": 0.5}]}}]},
             "forward": {"runs": [{"final": {"exact": 1.0, "switch": 1.0}, "log": {"head_difference": [0.0], **curves},
                                   "phases": phases}]},
-            "forward_broken": {"init_std": 0.1, "runs": [broken(1, [[0.9, 0.1], [0.1, 0.9]], phases),
-                                                         broken(2, [[0.2, 0.95], [0.85, 0.05]], phases)]},
+            "forward_broken": {"init_std": 0.1, "runs": [broken(1, [[0.9, 0.1], [0.1, 0.9]], phases, [0.2, 0.7]),
+                                                         broken(2, [[0.2, 0.95], [0.85, 0.05]], phases, [0.9, 0.1])]},
             "forward_broken_long": {"init_std": 0.1, "steps": 24000, "runs": [long_run(1), long_run(2)]},
         },
         "standard": {
@@ -790,18 +794,23 @@ def _set(metrics: dict, path: str, value) -> dict:
 # metrics can break alone: the claim's id, the entry to change, a value just past the pass mark
 FLIPS = [
     ("theory_backward_generalises", "theory/backward/runs/0/final/exact", claims.MIN_EXACT - 0.001),
-    ("theory_backward_H_diagonal", "theory/backward/runs/0/log/h/0", {"diag": 2.4, "offdiag_max": 0.5}),
+    ("theory_backward_H_diagonal", "theory/backward/runs/0/log/h/0", {"diag": 4.9, "offdiag_max": 0.5}),
+    ("theory_backward_H_diagonal", "theory/backward/runs/0/log/h/0", {"diag": 0.0, "offdiag_max": 0.0}),  # W = 0
     ("theory_forward_generalises", "theory/forward/runs/0/final/switch", claims.MIN_SWITCH - 0.001),
     ("theory_forward_generalises", "theory/forward/runs/0/final/exact", claims.MIN_EXACT - 0.001),
     ("zero_init_heads_identical", "theory/forward/runs/0/log/head_difference/0", 1e-3),
     # seed 2's division: the traversal head supplies only 0.45 more of the node prediction
     ("theory_forward_heads_specialise", "theory/forward_broken/runs/1/log/roles/0", [[0.3, 0.95], [0.75, 0.05]]),
     ("theory_forward_heads_specialise", "theory/forward_broken/runs/1/final/exact", claims.MIN_EXACT - 0.01),
+    # seed 2's traversal head (head 1) finds the ROOT marker at the switch as much as the stage-control head
+    ("theory_forward_heads_specialise", "theory/forward_broken/runs/1/log/usage/0/switch/root", [0.5, 0.5]),
     # seed 2 trained longer loses its split at the last checkpoint (strength 0.3 < 0.5)
     ("heads_split_with_longer_training", "theory/forward_broken_long/runs/1/log/roles/4", [[0.6, 0.3], [0.3, 0.6]]),
     ("heads_split_with_longer_training", "theory/forward_broken_long/runs/0/final/exact", claims.MIN_EXACT - 0.01),
+    # seed 1 trained longer: at one checkpoint of the last quarter its traversal head finds the ROOT marker
+    ("heads_split_with_longer_training", "theory/forward_broken_long/runs/0/log/usage/3/switch/root", [0.6, 0.4]),
     ("theory_forward_phases", "theory/forward_broken/runs/1/phases",
-     {"climb": 1600, "switch": 1200, "descend": 600, "division": None, "order": []}),  # 1000 / 6000 < 0.2
+     {"climb": 700, "switch": 650, "descend": 600, "division": None, "order": []}),  # (700 − 600) / 700 < 0.2
     ("standard_cot_solves_forward", "standard/cot/runs/1/final/exact", 0.98),
     ("standard_direct_fails_with_depth", "standard/direct/1/runs/1/final/by_depth/1", 0.45),  # drop 0.25 < 0.3
     # the drop is still 0.35, but 0.6 at depth 5 is more than half the CoT's 0.99
@@ -810,8 +819,8 @@ FLIPS = [
     ("standard_heads_do_lookups", "standard/cot/runs/1/log/usage/0/backward/lookup", [0.4, 0.1]),
     ("standard_direct_fails_on_deep_spines", "robustness/standard_direct/1/depth/10", 0.51),
     ("robust[standard_cot]", "robustness/standard_cot/1/size/32", 0.94),
-    ("robust[theory_backward]", "robustness/theory_backward/0", {"size": {"32": 0.9}}),
-    ("robust[theory_forward]", "robustness/theory_forward/0", {"distractors": {"12": 0.5}}),
+    ("robust[theory_backward]", "robustness/theory_backward/0/size/32", 0.9),
+    ("robust[theory_forward]", "robustness/theory_forward/0/distractors/12", 0.5),
     ("filter_sort_cot", "filter_sort/direct/exact/1", 0.6),
 ]
 
@@ -837,12 +846,28 @@ def test_each_claim_flips_on_its_own_number(claim_id, path, value):
 
 def test_conditions_the_planted_metrics_cannot_break_alone():
     # one seed is not evidence of specialisation, however clean its split
-    one = [{"seed": 1, **role_assignment([[0.9, 0.1], [0.1, 0.9]])}]
+    one = [{"seed": 1, "switch_root": [0.1, 0.8], **role_assignment([[0.9, 0.1], [0.1, 0.9]])}]
     assert not claims.theory_forward_heads_specialise(one, [1.0], 0.1).holds
     assert not claims.theory_forward_heads_specialise(one * 2, [1.0, 1.0], 0.1).holds      # the same seed twice
+    two = one + [{**one[0], "seed": 2, "switch_root": [0.8, 0.1]}]   # seed 2: the traversal head finds the ROOT
+    c = claims.theory_forward_heads_specialise(two, [1.0, 1.0], 0.1)
+    assert not c.holds and c.why == ("seed 2: at the switch the traversal head finds the ROOT marker, not the "
+                                     "stage-control head (0.80 against 0.10)")
+    with pytest.raises(ValueError, match=r"exact must hold one accuracy per seed of assignments \(2\); got 1"):
+        claims.theory_forward_heads_specialise(two, [1.0], 0.1)
     # deep spines: the direct model failing is not enough; the CoT model must keep solving the task
     assert claims.standard_direct_fails_on_deep_spines([{10: 0.3}], [{10: 0.9}]).holds is False
     assert claims.standard_direct_fails_on_deep_spines([{10: 0.3}], [{10: 0.96}]).holds is True
+
+
+def test_claims_refuse_empty_or_partial_evidence():
+    with pytest.raises(ValueError, match="usages must hold one head_usage per seed"):
+        claims.standard_heads_do_lookups([])
+    full = planted_metrics()["robustness"]["standard_cot"]["0"]
+    with pytest.raises(ValueError, match="each with the axes"):
+        claims.robust("standard_cot", {"0": {"depth": full["depth"]}}, 10)
+    c = claims.robust("standard_cot", {"0": full}, 10)
+    assert "depth (1–10), branching (1–6), size (8–32 nodes) and number of distractor edges (0–12)" in c.criterion
 
 
 def test_claims_read_int_and_string_depth_keys_alike():
@@ -850,6 +875,17 @@ def test_claims_read_int_and_string_depth_keys_alike():
     as_ints = _set(m, "standard/direct", {1: {"runs": [{"final": {"by_depth": {1: 0.95, 3: 0.4, 5: 0.2}}}] * 2}})
     a, b = claims.evaluate(m), claims.evaluate(as_ints)
     assert [c.holds for c in a] == [c.holds for c in b]
+
+
+def test_phase_gaps_are_read_in_the_run_s_own_time():
+    # the same dynamics judged from a run twice as long: the verdict does not change
+    record = {"run": "seed 1", "climb": 2400, "switch": 1200, "descend": 600, "division": None,
+              "order": ["descend", "switch", "climb"], "last_progress": 0.3}
+    short, long = (claims.theory_forward_phases([record], steps) for steps in (4000, 8000))
+    assert short.holds and long.holds
+    assert short.measured["gap / step the last part is solved"] == [0.75]      # (2400 − 600) / 2400
+    with pytest.raises(ValueError, match="solved at step 2400, after the run's 2000 steps"):
+        claims.theory_forward_phases([record], 2000)
 
 
 def test_phases_must_follow_one_another():
@@ -860,15 +896,17 @@ def test_phases_must_follow_one_another():
 
 
 def test_longer_training_claim_wants_the_split_kept_not_passed_through():
-    def run(seed, strength, traverse=(0, 0, 0, 0, 0), exact=1.0):
+    def run(seed, strength, traverse=(0, 0, 0, 0, 0), exact=1.0):   # the control head finds the ROOT marker
         return {"seed": seed, "step": [0, 4000, 8000, 12000, 16000], "strength": strength, "exact": exact,
-                "traverse_head": list(traverse), "control_head": [1 - t for t in traverse]}
+                "traverse_head": list(traverse), "control_head": [1 - t for t in traverse],
+                "switch_root": [[0.2, 0.7] if t == 0 else [0.7, 0.2] for t in traverse]}
     kept = [run(1, [0.0, 0.45, 0.6, 0.7, 0.8]), run(2, [0.0, 0.3, 0.5, 0.55, 0.6])]
     c = claims.heads_split_with_longer_training(kept, 4000, 16000)
     assert c.holds and c.kind == "extension" and "4 times as long" in c.claim and not c.why
     assert c.measured["per seed"][0] == {"seed": 1, "at step 4000": 0.45, "peak": 0.8, "peak step": 16000,
                                          "lowest in the last 25%": 0.7, "end": 0.8,
-                                         "heads change roles in the last 25%": False}
+                                         "heads change roles in the last 25%": False,
+                                         "least ROOT-marker lead of the stage-control head in the last 25%": 0.5}
     # exactly at the mark still holds
     assert claims.heads_split_with_longer_training([run(1, [0, .5, .5, .5, .5]), kept[1]], 4000, 16000).holds
     # a peak inside the run, lost by the end (seed 1 of the full run: 0.47 at 4800, 0.15 at 16000)
@@ -882,6 +920,11 @@ def test_longer_training_claim_wants_the_split_kept_not_passed_through():
     swap = run(1, [0.0, 0.6, 0.7, 0.7, 0.7], traverse=(0, 0, 0, 0, 1))
     c = claims.heads_split_with_longer_training([swap, kept[1]], 4000, 16000)
     assert not c.holds and c.why == "seed 1: the heads change roles in the last 25%"
+    # split and kept, but at one checkpoint of the last quarter the traversal head finds the ROOT marker
+    lost = dict(kept[0], switch_root=kept[0]["switch_root"][:3] + [[0.6, 0.4], [0.2, 0.7]])
+    c = claims.heads_split_with_longer_training([lost, kept[1]], 4000, 16000)
+    assert not c.holds and c.why == ("seed 1: at the switch the traversal head finds the ROOT marker, not the "
+                                     "stage-control head (by 0.20 at the least in the last 25%)")
     # a swap before the last quarter is allowed
     early = run(1, [0.0, 0.6, 0.7, 0.7, 0.7], traverse=(1, 1, 0, 0, 0))
     assert claims.heads_split_with_longer_training([early, kept[1]], 4000, 16000).holds
@@ -903,12 +946,14 @@ def test_longer_training_claim_wants_the_split_kept_not_passed_through():
 
 def test_division_curve_reads_every_checkpoint():
     from helpers.tree_cot import division_curve
-    log = {"step": [0, 10], "roles": [[[0.5, 0.5], [0.5, 0.5]], [[0.2, 0.9], [0.8, 0.1]]]}
+    usage = [{"switch": {"root": [0.5, 0.5]}}, {"switch": {"root": [0.7, 0.3]}}]
+    log = {"step": [0, 10], "roles": [[[0.5, 0.5], [0.5, 0.5]], [[0.2, 0.9], [0.8, 0.1]]], "usage": usage}
     d = division_curve(log)
     assert d["step"] == [0, 10] and d["traverse_head"][1] == 1 and d["control_head"][1] == 0
     assert d["strength"] == pytest.approx([0.0, 0.6])          # min(0.8 − 0.2, 0.9 − 0.1)
-    with pytest.raises(ValueError, match="one roles entry per checkpoint"):
-        division_curve({"step": [0], "roles": []})
+    assert d["switch_root"] == [[0.5, 0.5], [0.7, 0.3]]
+    with pytest.raises(ValueError, match="one roles and one usage entry per checkpoint"):
+        division_curve({"step": [0], "roles": [], "usage": []})
 
 
 def test_plot_division_draws_one_line_per_run():

@@ -30,6 +30,7 @@ from .analysis import (
                        sparsity_report,
                        stable_step,
                        two_stage_times,
+                       weight_pattern,
 )
 from .data import (
                        Prompts,
@@ -101,6 +102,6 @@ __all__ = [
     "weight_snapshot",
     "best_gd_query", "effective_eta", "evaluate_cot", "first_step_with_gain", "generalisation_over_kappa",
     "generalisation_over_n", "held_out_prompts", "no_cot_optimum", "recovery_curve", "sign_flip_step",
-    "sparsity_report", "stable_step", "two_stage_times",
+    "sparsity_report", "stable_step", "two_stage_times", "weight_pattern",
     "check_gd_weights", "check_rollout",
 ]

@@ -76,29 +76,58 @@ def effective_eta(model: LinearSelfAttention, P: Prompts) -> tuple[float, float]
     return eta_hat.item(), residual.item()
 
 
-def sparsity_report(model: LinearSelfAttention) -> dict[str, float]:
-    """How close the learned matrices are to the GD pattern.
+def relative_offdiagonal(M: torch.Tensor) -> float:
+    """``max |off-diagonal entry| / mean |diagonal entry|`` of a square block (0 for a diagonal
+    block; inf where the diagonal is all 0 and some off-diagonal entry is not; 0 for a 1×1 block)."""
+    if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
+        raise ValueError(f"M must be a non-empty square matrix; got shape {tuple(M.shape)}")
+    M = M.detach().to(torch.float64)
+    off = (M - torch.diag(M.diag())).abs().max().item()
+    diag = M.diag().abs().mean().item()
+    if off == 0:
+        return 0.0
+    return off / diag if diag > 0 else math.inf
+
+
+def weight_pattern(W_PV: torch.Tensor, W_KQ: torch.Tensor, d: int) -> dict[str, float]:
+    """How close two (2d+2, 2d+2) matrices ``W^{PV}``, ``W^{KQ}`` are to the GD pattern (the numbers
+    of :func:`sparsity_report`; usable on stored weights, e.g. a full run's ``weights.npz``).
 
     ``eta_hat``: ``−mean diag(V_31 W_13)``, the step on ``S w``; ``pairing_eta``: ``mean diag(V_31)
     · W^{KQ}[y, 1]``, the step on ``X y / n`` (GD needs both equal to η: the scales are free only
     jointly, ``V_31 → −cηI``, ``W_13 → I/c``, ``W^{KQ}[y, 1] → −1/c``); ``product_offdiag``: max
     off-diagonal of ``V_31 W_13``; ``mass_outside``: the fraction of the Frobenius mass of
-    ``W^{PV}`` and ``W^{KQ}`` outside the blocks (V_31; W_13 and the y–1 pairing).
+    ``W^{PV}`` and ``W^{KQ}`` outside the blocks (V_31; W_13 and the y–1 pairing);
+    ``v31_offdiag``, ``w13_offdiag``: each block's :func:`relative_offdiagonal` (a product
+    ``V_31 W_13 = −ηI`` does not make the blocks diagonal: ``V_31 = −ηQ``, ``W_13 = Qᵀ`` with
+    ``Q`` orthogonal has it, and is not GD).
     """
-    d = model.d
+    check_int("d", d, 1)
+    D = 2 * d + 2
+    W_PV, W_KQ = (torch.as_tensor(M).detach().to(torch.float64) for M in (W_PV, W_KQ))
+    if W_PV.shape != (D, D) or W_KQ.shape != (D, D):
+        raise ValueError(f"W_PV and W_KQ must be ({D}, {D}) for d = {d}; got {tuple(W_PV.shape)} and "
+                         f"{tuple(W_KQ.shape)}")
     b = blocks(d)
-    with torch.no_grad():
-        W_PV, W_KQ = (M.detach().to(torch.float64) for M in model.matrices())
-        V31, W13 = W_PV[b["w"], b["x"]], W_KQ[b["x"], b["w"]]
-        product = V31 @ W13
-        inside_PV = (V31 ** 2).sum()
-        inside_KQ = (W13 ** 2).sum() + W_KQ[b["y"], b["one"]] ** 2
-        mass_outside = (((W_PV ** 2).sum() - inside_PV + (W_KQ ** 2).sum() - inside_KQ)
-                        / ((W_PV ** 2).sum() + (W_KQ ** 2).sum()))
-        off = product - torch.diag(product.diag())
+    V31, W13 = W_PV[b["w"], b["x"]], W_KQ[b["x"], b["w"]]
+    product = V31 @ W13
+    inside_PV = (V31 ** 2).sum()
+    inside_KQ = (W13 ** 2).sum() + W_KQ[b["y"], b["one"]] ** 2
+    mass_outside = (((W_PV ** 2).sum() - inside_PV + (W_KQ ** 2).sum() - inside_KQ)
+                    / ((W_PV ** 2).sum() + (W_KQ ** 2).sum()))
+    off = product - torch.diag(product.diag())
     return {"eta_hat": -product.diag().mean().item(),
             "pairing_eta": (V31.diag().mean() * W_KQ[b["y"], b["one"]]).item(),
-            "product_offdiag": off.abs().max().item(), "mass_outside": mass_outside.item()}
+            "product_offdiag": off.abs().max().item(), "mass_outside": mass_outside.item(),
+            "v31_offdiag": relative_offdiagonal(V31), "w13_offdiag": relative_offdiagonal(W13)}
+
+
+def sparsity_report(model: LinearSelfAttention) -> dict[str, float]:
+    """How close the learned matrices are to the GD pattern: :func:`weight_pattern` of the
+    model's ``(W^{PV}, W^{KQ})``."""
+    with torch.no_grad():
+        W_PV, W_KQ = model.matrices()
+        return weight_pattern(W_PV, W_KQ, model.d)
 
 
 def evaluate_cot(model: LinearSelfAttention, P: Prompts, W: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
@@ -280,12 +309,20 @@ def best_gd_query(P: Prompts, x_q: torch.Tensor, y_q: torch.Tensor, steps: int,
                   grid: tuple[float, ...] = STEP_GRID) -> tuple[float, float]:
     """``(error, η)``: the smallest mean squared error of the query prediction ``x_qᵀ w_L`` after
     ``L = steps`` steps of exact GD from 0, over the step sizes in ``grid`` (float64), and its η —
-    the baseline a looped layer with ``steps`` loops must beat to do better than GD."""
+    the baseline a looped layer with ``steps`` loops must beat to do better than GD.
+
+    Raises ValueError for an empty ``grid`` (or a step ≤ 0) and for a grid on which GD's mean error
+    is not finite at any step (every step diverges): there is then no baseline to beat."""
     check_int("steps", steps, 1)
+    if not grid or not all(g > 0 for g in grid):
+        raise ValueError(f"grid must be a non-empty sequence of step sizes > 0; got {tuple(grid)!r}")
     X, y, xq, yq = (t.to(torch.float64) for t in (P.X, P.y, x_q, y_q))
     best = (math.inf, math.nan)
     for eta in grid:
         err = ((gd_query_predictions(X, y, xq, eta, steps)[:, -1] - yq) ** 2).mean().item()
         if math.isfinite(err) and err < best[0]:
             best = (err, float(eta))
+    if not math.isfinite(best[0]):
+        raise ValueError(f"no step size in grid {tuple(grid)} gives a finite mean error after {steps} GD steps "
+                         "(GD diverges at every one): add smaller steps to the grid")
     return best

@@ -175,5 +175,15 @@ def one_step_error(n: int, d: int, eta: float | None = None) -> float:
 
 
 def squared_error(w_hat: torch.Tensor, w_star: torch.Tensor) -> torch.Tensor:
-    """``||ŵ − w*||²`` per prompt: (..., d) → (...)."""
+    """``||ŵ − w*||²`` per prompt: (..., d) → (...).
+
+    ``w_star`` has ``w_hat``'s shape, or 1 on an axis where ``w_hat`` holds several iterates of the
+    same prompt (``W`` (B, k+1, d) against ``w_star.unsqueeze(1)`` (B, 1, d)); any other shape is a
+    ValueError rather than a silent broadcast (e.g. (B, d) against (B, 1, d) would give (B, B))."""
+    ok = (w_hat.ndim >= 1 and w_hat.ndim == w_star.ndim and w_hat.shape[-1] == w_star.shape[-1]
+          and all(s in (h, 1) for h, s in zip(w_hat.shape[:-1], w_star.shape[:-1])))
+    if not ok:
+        raise ValueError(f"w_star must have the shape of w_hat, {tuple(w_hat.shape)}, or 1 on an axis of iterates "
+                         f"(e.g. w_star.unsqueeze(1) for w_hat of shape (B, k+1, d)); got w_hat {tuple(w_hat.shape)} "
+                         f"and w_star {tuple(w_star.shape)}")
     return ((w_hat - w_star) ** 2).sum(-1)

@@ -140,6 +140,16 @@ def _read_w(columns: torch.Tensor, d: int) -> torch.Tensor:
     return columns[..., d + 1:2 * d + 1]
 
 
+def _check_data(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor) -> None:
+    """``X`` (B, d, n) with this model's d and n >= 1, ``y`` (B, n): else a ValueError naming the argument."""
+    if X.ndim != 3 or X.shape[1] != model.d or X.shape[2] < 1:
+        raise ValueError(f"X must have shape (B, d, n) = (B, {model.d}, n) with n >= 1 for this model (d = {model.d}); "
+                         f"got {tuple(X.shape)}")
+    if y.shape != (X.shape[0], X.shape[2]):
+        raise ValueError(f"y must have shape (B, n) = ({X.shape[0]}, {X.shape[2]}) for X of shape {tuple(X.shape)}; "
+                         f"got {tuple(y.shape)}")
+
+
 def predict_next(model: LinearSelfAttention, Z: torch.Tensor, n: int) -> torch.Tensor:
     """``ŵ``: the w-rows of the last column of ``f(Z)``: (B, 2d+2, N) → (B, d).
 
@@ -166,6 +176,10 @@ def teacher_forced(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor,
     The J prompt matrices share their data tokens; the CoT part is a causally masked product,
     so the cost is that of one pass.
     """
+    _check_data(model, X, y)
+    if W.ndim != 3 or W.shape[0] != X.shape[0] or W.shape[2] != model.d or W.shape[1] < 1:
+        raise ValueError(f"W must hold the iterates w_0 … w_(J-1) as (B, J, d) = ({X.shape[0]}, J, {model.d}) with "
+                         f"J >= 1; got {tuple(W.shape)}")
     n = X.shape[-1]
     W_PV, W_KQ = model.matrices()
     D = data_tokens(X, y)                                               # (B, 2d+2, n)
@@ -184,6 +198,7 @@ def rollout(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor, k: int
     Returns (B, k+1, d): ``w_0 = 0, ŵ_1, …, ŵ_k``.
     """
     check_int("k", k, 0)
+    _check_data(model, X, y)
     n = X.shape[-1]
     W_PV, W_KQ = model.matrices()
     D = data_tokens(X, y)
@@ -199,7 +214,8 @@ def rollout(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor, k: int
 
 
 def no_cot_predict(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """One pass on ``Z_0 = [data | (0, 0, 0, 1)]``: the prediction of ``w*`` without CoT, (B, d)."""
+    """One pass on ``Z_0 = [data | (0, 0, 0, 1)]``: the prediction of ``w*`` without CoT, (B, d).
+    ``X`` (B, d, n) with the model's d, ``y`` (B, n)."""
     return rollout(model, X, y, 1)[:, 1]
 
 
@@ -211,6 +227,7 @@ def looped_predict(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor,
     last column, (B, d), or with ``return_all`` every loop's, (B, loops+1, d).
     """
     check_int("loops", loops, 1)
+    _check_data(model, X, y)
     n = X.shape[-1]
     Z = prompt_matrix(X, y)
     outs = [_read_w(Z[:, :, -1], model.d)]

@@ -12,8 +12,8 @@ functions, and the full run that measures everything the claims need.
   :func:`helpers.multistep_gd.claims.evaluate` judges; :func:`store` — where it is saved.
 
 The chapter's matrices are (2d+2)×(2d+2) = 22×22, so every experiment runs on the CPU by
-design (a GPU would mostly wait on kernel launches); the full run takes about thirteen minutes on
-two CPU cores.
+design (a GPU would mostly wait on kernel launches); the committed full run took about twelve
+minutes (702 s) on two CPU threads.
 
 Used in: book/multistep_gd/02_no_cot_vs_cot.ipynb, 03_generalisation_and_looping.ipynb and
 ``python -m helpers.multistep_gd``.
@@ -289,8 +289,8 @@ def train_looped(setting: SettingConfig, *, loops: int, steps: int, batch: int, 
     """Train an LSA applied ``loops`` times (weights shared), end to end on ``||ŵ_L − w*||²``.
 
     ``sparse=True`` trains the ``V_31``, ``W_13`` parameterisation from a random initialisation
-    of std ``init_std``; ``sparse=False`` trains full matrices (unstable in our runs: the looped
-    map is a high-degree polynomial of the weights and overflows on rare prompts).
+    of std ``init_std``; ``sparse=False`` trains full matrices (the full run does not use them; the
+    looped map is a high-degree polynomial of the weights, which may overflow on rare prompts).
     """
     g = torch_generator(seed)
     if sparse:

@@ -343,16 +343,21 @@ def ridge_record() -> dict:
     (``d_ridge``, ``d_dmmse``), their phases by chapter 3's own rules — ``"ridge-like"``, the first
     checkpoint that :func:`helpers.transient_ridge.analysis.ridge_like` accepts, and
     ``"crosses to dMMSE"``, chapter 3's ``t_cross`` — and, in the run of chapter 3's
-    ``llc_over_training["M"]`` (if it is one of them), the LLC over training; the others' ``"llc"`` is None."""
+    ``llc_over_training["M"]`` (if it is one of them), the LLC over training; the others' ``"llc"`` is None.
+    Only the runs whose probe features the run stored, those of the joint PCA (the first seed of
+    every M, :func:`helpers.transient_ridge.train.pca_groups`), have paths, so only those are read."""
     from ..transient_ridge import train as ridge_train
     from ..transient_ridge.analysis import ridge_like
     R = ridge_train.store()
     run = R.read_run()
     m, a = R.load_json("metrics.json"), R.load_arrays("arrays.npz")
     sweep = m["sweep"]
-    labels = [str(x) for x in m["pca"]["labels"]]
-    feats = torch.as_tensor(a["features"])                       # (n_checkpoints, G, F)
-    pca = fit_joint_pca([feats[:, g] for g in range(feats.shape[1])], PCA_COMPONENTS)
+    feats = torch.as_tensor(a["features"])                       # (n_checkpoints, G', F): the PCA's groups
+    stored = ridge_train.pca_groups(sweep["groups"])
+    if feats.shape[1] != len(stored):
+        stored = list(range(feats.shape[1]))                     # older runs stored every group (one seed)
+    column = {g: i for i, g in enumerate(stored)}                # sweep group → its column of feats
+    pca = fit_joint_pca([feats[:, i] for i in range(feats.shape[1])], PCA_COMPONENTS)
     steps = [int(s) for s in sweep["step"]]
     dr, dd, dz = (np.asarray(sweep[k], dtype=float) for k in ("d_ridge", "d_dmmse", "d_zero_ridge"))
     several_seeds = len({s["seed"] for s in sweep["summary"]}) > 1
@@ -361,16 +366,17 @@ def ridge_record() -> dict:
            "init_loss": lot["init_loss"], "settled": lot["settled"], "settings": lot["settings"]}
     runs = []
     for g, summary in enumerate(sweep["summary"]):
-        if not (summary["ridge_phase"] and summary["crossed"]):
+        if g not in column or not (summary["ridge_phase"] and summary["crossed"]):
             continue
+        M = str(summary["M"])
         like = ridge_like(dr[:, g], dd[:, g], dz[g])
-        name = f"M = {labels[g]}" + (f", seed {summary['seed']}" if several_seeds else "")
-        runs.append({"label": name, "M": labels[g], "step": steps,
+        name = f"M = {M}" + (f", seed {summary['seed']}" if several_seeds else "")
+        runs.append({"label": name, "M": M, "step": steps,
                      "d_ridge": dr[:, g].tolist(), "d_dmmse": dd[:, g].tolist(),
-                     "path": pca.project(feats[:, g].double()).tolist(),
+                     "path": pca.project(feats[:, column[g]].double()).tolist(),
                      "phases": {"ridge-like": int(steps[int(np.argmax(like))]),
                                 "crosses to dMMSE": summary["t_cross"]},
-                     "llc": llc if labels[g] == str(lot["M"]) else None})
+                     "llc": llc if M == str(lot["M"]) else None})
     return {"runs": runs, "explained": pca.explained.tolist(),
             "source": {k: run.get(k) for k in ("git_commit", "date", "command")}}
 

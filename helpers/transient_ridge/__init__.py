@@ -9,7 +9,8 @@
 - :mod:`.exercises` — checkers for the chapter's two exercises (dMMSE, one SGLD step);
 - ``__main__``      — the command line of the full run.
 
-The full run: ``python -m helpers.transient_ridge --mode full``.
+The full run: ``python -m helpers.transient_ridge --mode full`` on a GPU; on a CPU add ``--scale cpu``
+(the CPU configuration, about 80 minutes on 2 cores) or ``--scale gpu``.
 """
 from . import analysis, claims, data, exercises, models, plots, train
 from .analysis import (

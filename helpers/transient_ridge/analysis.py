@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..checks import check_int
 from ..dynamics import (  # noqa: F401 (re-exported)
     SMOOTHING_DECADES,
     JointPCA,
@@ -202,6 +203,7 @@ def make_eval_set(cfg: SweepConfig, pool: TaskPool, n: int = 512, n_probe: int =
 def evaluate_sweep(model: GroupedTransformer, ev: EvalSet, chunk: int = 1024) -> dict:
     """Per-group metrics at the model's current weights (see the module docstring), computed on
     the evaluation set's device in chunks of ``chunk`` sequences; ``features`` come back on the CPU."""
+    check_int("chunk", chunk, 1)
     G = model.groups
     dev = next(model.parameters()).device
 
@@ -337,6 +339,11 @@ def pca_detour(proj: dict, g: int, n_pc: int = 2) -> dict:
     """How group ``g``'s trajectory relates to the two predictor points in the first ``n_pc`` PCs:
     its closest approach to ridge (distance, checkpoint index) and its final distances to ridge and
     to its own dMMSE_M point."""
+    G, _, P = proj["runs"].shape
+    if not (check_int("g", g, 0) < G):
+        raise ValueError(f"g must be a group index, an int in [0, {G - 1}]; got {g}")
+    if not (check_int("n_pc", n_pc, 1) <= P):
+        raise ValueError(f"n_pc must be an int in [1, {P}] (the projection's components); got {n_pc}")
     run = proj["runs"][g, :, :n_pc]
     to_ridge = (run - proj["ridge"][:n_pc]).norm(dim=-1)
     to_dmmse = (run - proj["dmmse"][g, :n_pc]).norm(dim=-1)

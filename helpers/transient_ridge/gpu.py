@@ -18,7 +18,7 @@ The LLC cross-check needs ``devinterp`` (``pip install devinterp==1.3.2``, or fr
 along with ``pip install --no-index --find-links WHEELS devinterp``); without it the run notes the
 cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` re-judges later.
 
-Prove it anywhere at smoke size: ``python -m helpers.transient_ridge.gpu --mode smoke --out /tmp/gpu-smoke``.
+Prove it anywhere at smoke size: ``python -m helpers.transient_ridge.gpu --mode smoke --out gpu-smoke``.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import platform
 import sys
 import tarfile
@@ -69,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", default=None, metavar="PATH",
                         help="where to pack the folder (default: DIR.tar.gz)")
     args = parser.parse_args(argv)
-    if args.max_minutes <= 0 or args.bench_steps < 1 or (args.check_steps is not None and args.check_steps < 5):
-        parser.error("--max-minutes must be > 0, --bench-steps >= 1 and --check-steps >= 5")
+    if not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
+        parser.error(f"--max-minutes must be a finite number > 0; got {args.max_minutes}")
+    if args.bench_steps < 1:
+        parser.error(f"--bench-steps must be >= 1; got {args.bench_steps}")
+    if args.check_steps is not None and args.check_steps < 5:
+        parser.error(f"--check-steps must be >= 5; got {args.check_steps}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -200,13 +200,13 @@ def llc_over_M(ax, llc: dict, std: dict, dmmse_like: list[str]):
     finite = [m for m in llc if m != "∞"]
     like = [m for m in finite if m in dmmse_like]
     other = [m for m in finite if m not in dmmse_like]
-    for name, fmt, colour, pick in (("dMMSE_M-like at the end", "o", "C1", like),
-                                    ("not dMMSE_M-like at the end", "s", "C0", other)):
+    for name, fmt, colour, pick in (("ends on dMMSE_M", "o", "C1", like),
+                                    ("ends off dMMSE_M", "s", "C0", other)):
         if pick:
             ax.errorbar([int(m) for m in pick], [llc[m] for m in pick], yerr=[std[m] for m in pick], fmt=fmt,
                         color=colour, capsize=3, label=name)
     if "∞" in llc:
-        ax.axhline(llc["∞"], color="k", ls="--", lw=1, label="M = ∞ (ridge-like)")
+        ax.axhline(llc["∞"], color="k", ls="--", lw=1, label="M = ∞")
     ax.set(xscale="log", xlabel="M", ylabel="LLC λ̂ (final model)", title="Complexity of the final models")
     ax.legend(fontsize=9)
     return ax

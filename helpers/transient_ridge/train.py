@@ -522,8 +522,12 @@ def one_M_batches(S: Sizes, M, device="cpu"):
 # ------------------------------------------------------------------------------ the full run
 
 def store(root=None) -> ResultStore:
-    """The chapter's result store (default: the committed ``results/transient_ridge/``)."""
-    return ResultStore(CHAPTER, module="helpers.transient_ridge", schema=SCHEMA, root=root)
+    """The chapter's result store (default: the committed ``results/transient_ridge/``). Its
+    messages name both scales' commands: a full run without ``--scale`` is refused on a CPU."""
+    command = ("`python -m helpers.transient_ridge --mode full --scale gpu` on a GPU, or on a CPU (a smaller "
+               "configuration, about 80 minutes on 2 cores) "
+               "`python -m helpers.transient_ridge --mode full --scale cpu`")
+    return ResultStore(CHAPTER, command=command, schema=SCHEMA, root=root)
 
 
 def _curves(log: dict) -> dict:

@@ -316,15 +316,17 @@ def role_assignment(r) -> dict:
 
 
 def division_curve(log: dict) -> dict:
-    """The division of labour over a theory-model run, from its ``log`` (``step`` and ``roles``):
-    ``{"step", "strength", "traverse_head", "control_head"}``, one entry per checkpoint
-    (:func:`role_assignment` of each checkpoint's roles)."""
-    if len(log["step"]) != len(log["roles"]) or not log["step"]:
-        raise ValueError(f"log must hold one roles entry per checkpoint step; got {len(log['step'])} steps and "
-                         f"{len(log['roles'])} roles")
+    """The division of labour over a theory-model run, from its ``log`` (``step``, ``roles`` and
+    ``usage``): ``{"step", "strength", "traverse_head", "control_head", "switch_root"}``, one entry
+    per checkpoint (:func:`role_assignment` of each checkpoint's roles; ``switch_root``: each head's
+    attention on the ROOT marker at the switch, from :func:`head_usage`)."""
+    if not log["step"] or not len(log["step"]) == len(log["roles"]) == len(log["usage"]):
+        raise ValueError(f"log must hold one roles and one usage entry per checkpoint step; got "
+                         f"{len(log['step'])} steps, {len(log['roles'])} roles and {len(log['usage'])} usages")
     a = [role_assignment(r) for r in log["roles"]]
     return {"step": [int(s) for s in log["step"]], "strength": [x["strength"] for x in a],
-            "traverse_head": [x["traverse_head"] for x in a], "control_head": [x["control_head"] for x in a]}
+            "traverse_head": [x["traverse_head"] for x in a], "control_head": [x["control_head"] for x in a],
+            "switch_root": [u["switch"]["root"] for u in log["usage"]]}
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from ..claims import Claim
 # -------------------------------------------------------------------------------- pass marks
 
 MIN_EXACT = 0.99             # exact-path accuracy on unseen trees that counts as "solves the task"
-MIN_H_RATIO = 5.0            # H's mean diagonal over its largest |off-diagonal| entry
+MIN_H_RATIO = 10.0           # H's mean diagonal over its largest |off-diagonal| entry: an order of magnitude
 MIN_LOOKUP = 0.5             # standard model: attention on the lookup token of the head that serves a stage
 MIN_SWITCH = 0.99            # stage-switch accuracy (free generation: forward exactly at the root) on unseen trees
 MAX_HEAD_DIFFERENCE = 1e-6   # max |W_0 − W_1| below which the two heads count as identical
@@ -35,7 +35,8 @@ MIN_ROLE_GAP = 0.5           # division of labour: the traversal head traverses,
 LONG_TAIL = 0.25             # the longer symmetry-broken runs keep the split (>= MIN_ROLE_GAP) over this last
                              # fraction of their steps: a split that holds, not one passed through
 MIN_PHASE_GAP = 0.2          # the first and the last part of the forward task are learned at least this
-                             # fraction of training apart (parts: climbing, the switch, descending) …
+                             # fraction of the last one's learning time apart (parts: climbing, the switch,
+                             # descending): a gap in the run's own time, whatever its length …
 MAX_LAST_PROGRESS = 0.5      # … and when the first is solved, the last has come at most this fraction of its way
                              # (from its start to PHASE_SOLVED_ACCURACY): one after the other, not together
 MAX_DIRECT_RATIO = 0.5       # at the deepest depth, direct accuracy is at most this × the CoT accuracy
@@ -52,6 +53,7 @@ FS_DEMO_MIN_COT = 0.9
 FS_DEMO_CONTROL_FRACTION = 0.3
 
 ROBUST_MODELS = ("standard_cot", "theory_backward", "theory_forward")
+ROBUST_AXES = ("depth", "branching", "size", "distractors")   # :func:`~helpers.tree_cot.data.robustness_sets`
 
 PAPER = "Yang et al. 2025"
 ABSTRACT_GENERALISES = (f"{PAPER}, abstract: 'trained one-layer transformers can provably solve both tasks with "
@@ -94,8 +96,10 @@ def theory_backward_generalises(exact: float, n_test: int) -> Claim:
 
 
 def theory_backward_H_diagonal(h_final: Mapping[str, float]) -> Claim:
-    """``h_final``: :func:`~helpers.tree_cot.analysis.h_summary` of the trained one-head model."""
-    ratio = h_final["diag"] / h_final["offdiag_max"] if h_final["offdiag_max"] else float("inf")
+    """``h_final``: :func:`~helpers.tree_cot.analysis.h_summary` of the trained one-head model (which
+    starts from ``H = 0``, so a positive diagonal has grown)."""
+    diag, off = float(h_final["diag"]), float(h_final["offdiag_max"])
+    ratio = diag / off if off else (float("inf") if diag > 0 else 0.0)
     return Claim(
         "theory_backward_H_diagonal",
         "Training from zero grows the diagonal of the key–query block H (a node attends to the edge whose child is "
@@ -103,7 +107,10 @@ def theory_backward_H_diagonal(h_final: Mapping[str, float]) -> Claim:
         f"{PAPER}, the training dynamics of the backward task as secondary descriptions give them (H_ii grows, "
         "H_ij stays small)",
         {"final mean diagonal": h_final["diag"], "final max |off-diagonal|": h_final["offdiag_max"], "ratio": ratio},
-        ratio >= MIN_H_RATIO, f"mean diagonal >= {MIN_H_RATIO:g} × the largest |off-diagonal| entry")
+        diag > 0 and ratio >= MIN_H_RATIO,
+        f"mean diagonal > 0 (grown from zero) and >= {MIN_H_RATIO:g} × the largest |off-diagonal| entry",
+        why="" if diag > 0 and ratio >= MIN_H_RATIO else "the diagonal has not grown" if diag <= 0
+        else f"the diagonal is only {ratio:.1f} × the largest |off-diagonal|")
 
 
 def theory_forward_generalises(exact: float, switch: float, n_test: int) -> Claim:
@@ -134,16 +141,34 @@ def zero_init_heads_identical(max_difference: float, exact: float) -> Claim:
         f"max |W_0 − W_1| <= {MAX_HEAD_DIFFERENCE:g} at the end of training", kind="extension")
 
 
+def _root_lead(switch_root: Sequence[float], traverse_head: int, control_head: int) -> float:
+    """How much more attention the stage-control head puts on the ROOT marker at the switch than
+    the traversal head (``switch_root``: per head)."""
+    return float(switch_root[control_head]) - float(switch_root[traverse_head])
+
+
 def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], exact: Sequence[float],
                                     init_std: float) -> Claim:
     """``assignments``: per symmetry-broken seed, :func:`~helpers.tree_cot.analysis.role_assignment` of
-    the final roles (with ``"seed"``); ``exact``: those models' exact-path accuracy."""
+    the final roles, with ``"seed"`` and ``"switch_root"`` (each head's attention on the ROOT marker
+    at the switch, :func:`~helpers.tree_cot.analysis.head_usage`); ``exact``: those models'
+    exact-path accuracy."""
     if not assignments:
         raise ValueError("assignments must hold one role assignment per seed")
     exact = _floats(exact, "exact")
+    if len(exact) != len(assignments):
+        raise ValueError(f"exact must hold one accuracy per seed of assignments ({len(assignments)}); "
+                         f"got {len(exact)}")
     strength = [float(a["strength"]) for a in assignments]
-    misses = [f"seed {a.get('seed')}: division strength {s:.3f} < {MIN_ROLE_GAP:g}"
-              for a, s in zip(assignments, strength) if s < MIN_ROLE_GAP]
+    lead = [_root_lead(a["switch_root"], a["traverse_head"], a["control_head"]) for a in assignments]
+    misses = []
+    for a, s, r in zip(assignments, strength, lead):
+        why = ([f"division strength {s:.3f} < {MIN_ROLE_GAP:g}"] if s < MIN_ROLE_GAP else []) + (
+            [f"at the switch the traversal head finds the ROOT marker, not the stage-control head "
+             f"({a['switch_root'][a['traverse_head']]:.2f} against {a['switch_root'][a['control_head']]:.2f})"]
+            if r <= 0 else [])
+        if why:
+            misses.append(f"seed {a.get('seed')}: " + ", ".join(why))
     seeds = {a.get("seed") for a in assignments}
     if len(seeds) < 2:
         misses.insert(0, f"only {len(seeds)} distinct seed")
@@ -161,22 +186,26 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
         {"per seed": [{"seed": a.get("seed"), "traversal head": a["traverse_head"],
                        "stage-control head": a["control_head"], "strength": round(a["strength"], 3),
                        "traverse [head 0, head 1]": np.round(a["traverse"], 3).tolist(),
-                       "control [head 0, head 1]": np.round(a["control"], 3).tolist()} for a in assignments],
+                       "control [head 0, head 1]": np.round(a["control"], 3).tolist(),
+                       "ROOT marker at the switch [head 0, head 1]": np.round(a["switch_root"], 3).tolist()}
+                      for a in assignments],
          "exact-path accuracy per seed": exact, "seeds": len(assignments)},
-        len(seeds) >= 2 and min(strength) >= MIN_ROLE_GAP and min(exact) >= MIN_EXACT,
+        len(seeds) >= 2 and min(strength) >= MIN_ROLE_GAP and min(lead) > 0 and min(exact) >= MIN_EXACT,
         f"in every seed (>= 2 that differ), the traversal head supplies >= {MIN_ROLE_GAP:g} more of the node "
         f"prediction and the stage-control head >= {MIN_ROLE_GAP:g} more of the stage signal than the other head "
-        f"(division strength >= {MIN_ROLE_GAP:g}), and the model solves >= {MIN_EXACT:.0%} of unseen trees",
-        why=why + " (the heads split the work only partly)" if why else "")
+        f"(division strength >= {MIN_ROLE_GAP:g}); at the switch the stage-control head puts more attention on "
+        f"the ROOT marker than the traversal head (it detects the root); and the model solves >= "
+        f"{MIN_EXACT:.0%} of unseen trees", why=why)
 
 
 def heads_split_with_longer_training(runs: Sequence[Mapping[str, Any]], short_steps: int, long_steps: int) -> Claim:
     """``runs``: per symmetry-broken seed trained ``long_steps`` (the seeds of the main runs, which
     stop at ``short_steps``), :func:`~helpers.tree_cot.analysis.division_curve` of its log (``step``,
-    ``strength``, ``traverse_head``, ``control_head`` per checkpoint) with ``"seed"`` and the final
-    exact-path accuracy ``"exact"``. A seed keeps the split when, at every checkpoint of the last
-    ``LONG_TAIL`` of training, its strength is at least ``MIN_ROLE_GAP`` and the same head traverses
-    and the same head controls."""
+    ``strength``, ``traverse_head``, ``control_head``, ``switch_root`` per checkpoint) with ``"seed"``
+    and the final exact-path accuracy ``"exact"``. A seed keeps the split when, at every checkpoint of
+    the last ``LONG_TAIL`` of training, its strength is at least ``MIN_ROLE_GAP``, the same head
+    traverses and the same head controls, and the stage-control head puts more attention on the ROOT
+    marker at the switch than the traversal head."""
     if not runs:
         raise ValueError("runs must hold one record per seed")
     if not 0 < short_steps < long_steps:
@@ -189,26 +218,34 @@ def heads_split_with_longer_training(runs: Sequence[Mapping[str, Any]], short_st
         step = np.asarray(r["step"], dtype=float)
         strength = np.asarray(r["strength"], dtype=float)
         heads = list(zip(r["traverse_head"], r["control_head"]))
-        if not len(step) or not step.shape == strength.shape == (len(heads),) or step[-1] != long_steps:
-            raise ValueError(f"seed {r.get('seed')}: step, strength and the heads must have one entry per "
-                             f"checkpoint, the last at long_steps = {long_steps}; got {len(step)} steps, "
-                             f"{strength.size} strengths and {len(heads)} head pairs")
+        if (not len(step) or not step.shape == strength.shape == (len(heads),) == (len(r["switch_root"]),)
+                or step[-1] != long_steps):
+            raise ValueError(f"seed {r.get('seed')}: step, strength, the heads and switch_root must have one entry "
+                             f"per checkpoint, the last at long_steps = {long_steps}; got {len(step)} steps, "
+                             f"{strength.size} strengths, {len(heads)} head pairs and {len(r['switch_root'])} "
+                             "switch_root entries")
+        lead = np.array([_root_lead(u, t, c) for u, (t, c) in zip(r["switch_root"], heads)])
         i = int(np.nonzero(step <= short_steps)[0][-1])   # the last checkpoint of the main runs' length
         at, short = int(step[i]), float(strength[i])
         peak = int(np.argmax(strength))
         tail = step >= tail_from
         low = float(strength[tail].min())
         swapped = len({h for h, t in zip(heads, tail) if t}) > 1
+        least_lead = float(lead[tail].min())
         per_seed.append({"seed": r.get("seed"), f"at step {at}": round(short, 3),
                          "peak": round(float(strength[peak]), 3), "peak step": int(step[peak]),
                          f"lowest in {tail_name}": round(low, 3), "end": round(float(strength[-1]), 3),
-                         f"heads change roles in {tail_name}": swapped})
+                         f"heads change roles in {tail_name}": swapped,
+                         f"least ROOT-marker lead of the stage-control head in {tail_name}": round(least_lead, 3)})
         reasons = []
         if low < MIN_ROLE_GAP:
             reasons.append(f"{low:.2f} at its lowest in {tail_name} (from {short:.2f} at step {at}; peak "
                            f"{strength[peak]:.2f} at step {int(step[peak])}, end {strength[-1]:.2f})")
         if swapped:
             reasons.append(f"the heads change roles in {tail_name}")
+        if least_lead <= 0:
+            reasons.append(f"at the switch the traversal head finds the ROOT marker, not the stage-control head "
+                           f"(by {-least_lead:.2f} at the least in {tail_name})")
         if reasons:
             misses.append(f"seed {r.get('seed')}: " + "; ".join(reasons))
     exact = [float(r["exact"]) for r in runs]
@@ -226,8 +263,9 @@ def heads_split_with_longer_training(runs: Sequence[Mapping[str, Any]], short_st
         "were too short",
         {"per seed": per_seed, "exact-path accuracy per seed": exact, "steps": long_steps},
         not misses, f"in every seed (>= 2 that differ), at every checkpoint of {tail_name} of the {long_steps} "
-        f"steps: division strength >= {MIN_ROLE_GAP:g}, with the same traversal and stage-control heads; and the "
-        f"model solves >= {MIN_EXACT:.0%} of unseen trees", kind="extension", why="; ".join(misses))
+        f"steps: division strength >= {MIN_ROLE_GAP:g}, with the same traversal and stage-control heads, and the "
+        f"stage-control head puts more attention on the ROOT marker at the switch than the traversal head; and "
+        f"the model solves >= {MIN_EXACT:.0%} of unseen trees", kind="extension", why="; ".join(misses))
 
 
 PHASE_PARTS = ("climb", "switch", "descend")
@@ -242,9 +280,13 @@ def theory_forward_phases(phases: Sequence[Mapping[str, Any]], steps: int) -> Cl
     if not steps > 0:
         raise ValueError(f"steps must be > 0; got {steps}")
 
-    def gap(p):
+    def gap(p):   # (last − first) / last: the run's length and checkpoint spacing do not enter
         at = [p[k] for k in PHASE_PARTS]
-        return None if None in at else (max(at) - min(at)) / steps
+        if None in at:
+            return None
+        if max(at) > steps:
+            raise ValueError(f"{p.get('run')}: a part is solved at step {max(at)}, after the run's {steps} steps")
+        return (max(at) - min(at)) / max(at) if max(at) else 0.0
 
     gaps = [gap(p) for p in phases]
     progress = [p.get("last_progress") for p in phases]
@@ -256,15 +298,16 @@ def theory_forward_phases(phases: Sequence[Mapping[str, Any]], steps: int) -> Cl
         "descending) are learned one after another, not together. The order is what we measure; the paper's order "
         "is not available to us", ABSTRACT_HEADS,
         {"per run": [{"run": p.get("run"), **{k: p[k] for k in (*PHASE_PARTS, "division")}, "order": p["order"]}
-                     for p in phases], "gap / steps": gaps,
+                     for p in phases], "gap / step the last part is solved": gaps,
          "last part's progress when the first is solved": [None if q is None else round(q, 3) for q in progress]},
         all(ok),
         f"in every run, all three parts solved (teacher-forced accuracy >= {PHASE_SOLVED_ACCURACY:.0%}), the first "
-        f"and the last at least {MIN_PHASE_GAP:.0%} of training apart, and when the first is solved the last has "
+        f"and the last at least {MIN_PHASE_GAP:.0%} of the last one's learning time apart (gap / the step at which "
+        f"the last is solved), and when the first is solved the last has "
         f"come at most {MAX_LAST_PROGRESS:.0%} of its way there (staggered, though every part starts improving at "
         "once: the phases overlap)",
         why="; ".join(f"{p.get('run')}: " + ("a part is never solved" if g is None else
-                                             f"gap {g:.0%} of training" if g < MIN_PHASE_GAP else
+                                             f"gap {g:.0%} of the last part's learning time" if g < MIN_PHASE_GAP else
                                              f"the last part is {q:.0%} of its way when the first is solved")
                       for p, g, q, good in zip(phases, gaps, progress, ok) if not good))
 
@@ -321,6 +364,8 @@ def lookup_attention(usage: Mapping) -> np.ndarray:
 
 def standard_heads_do_lookups(usages: Sequence[Mapping]) -> Claim:
     """``usages``: per seed, :func:`~helpers.tree_cot.analysis.head_usage` of the trained CoT model."""
+    if not usages:
+        raise ValueError("usages must hold one head_usage per seed; got none")
     specs = [lookup_attention(u) for u in usages]
     return Claim(
         "standard_heads_do_lookups",
@@ -355,12 +400,16 @@ def standard_direct_fails_on_deep_spines(direct_depth: Sequence[Mapping], cot_de
 def robust(name: str, results: Mapping[Any, Mapping[str, Mapping]], n: int) -> Claim:
     """``results``: per seed, ``{axis: {value: exact-path accuracy}}``
     (:func:`~helpers.tree_cot.analysis.robustness`)."""
-    if not results or not all(results.values()):
-        raise ValueError(f"results for {name!r} must hold at least one seed with at least one axis")
+    if not results or any(set(r) != set(ROBUST_AXES) or not all(r.values()) for r in results.values()):
+        raise ValueError(f"results for {name!r} must hold at least one seed, each with the axes {ROBUST_AXES} "
+                         f"and at least one value per axis; got {[sorted(r) for r in results.values()]}")
     worst: dict[str, float] = {}
+    tested: dict[str, set] = {}
     for r in results.values():
         for axis, vals in r.items():
             worst[axis] = min(worst.get(axis, 1.0), min(vals.values()))
+            tested.setdefault(axis, set()).update(int(v) for v in vals)
+    span = {axis: f"{min(v)}–{max(v)}" for axis, v in tested.items()}
     return Claim(
         f"robust[{name}]", f"The {name.replace('_', ' ')} model keeps its accuracy on trees of other depths, "
         "branchings and sizes than in training, and with distractor edges"
@@ -368,8 +417,9 @@ def robust(name: str, results: Mapping[Any, Mapping[str, Mapping]], n: int) -> C
         f"relates to {PAPER}'s generalisation to unseen trees; the book's robustness experiment",
         {"worst exact-path accuracy per axis" + (" (over seeds)" if len(results) > 1 else ""): worst,
          "trees per value": n, "seeds": len(results)},
-        min(worst.values()) >= MIN_ROBUST, f">= {MIN_ROBUST:.0%} exact-path accuracy at every depth (1–10), "
-        "branching (1–6), size and number of distractors tested" + (", every seed" if len(results) > 1 else ""),
+        min(worst.values()) >= MIN_ROBUST, f">= {MIN_ROBUST:.0%} exact-path accuracy at every depth "
+        f"({span['depth']}), branching ({span['branching']}), size ({span['size']} nodes) and number of distractor "
+        f"edges ({span['distractors']}) tested" + (", every seed" if len(results) > 1 else ""),
         kind="extension")
 
 
@@ -435,7 +485,8 @@ def evaluate(metrics: Mapping[str, Any]) -> list[Claim]:
     theory, std = metrics["theory"], metrics["standard"]
     back, fwd = theory["backward"]["runs"][0], theory["forward"]["runs"][0]
     broken = theory["forward_broken"]["runs"]
-    assignments = [{"seed": r["seed"], **role_assignment(r["log"]["roles"][-1])} for r in broken]
+    assignments = [{"seed": r["seed"], "switch_root": r["log"]["usage"][-1]["switch"]["root"],
+                    **role_assignment(r["log"]["roles"][-1])} for r in broken]
     cot, direct = std["cot"]["runs"], _direct_one_layer(std["direct"])["runs"]
     rob = metrics["robustness"]
     claims = [

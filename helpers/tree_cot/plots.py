@@ -163,7 +163,7 @@ def plot_robustness(results: dict, title: str, trained: dict | None = None):
 # the kind × kind entries plot_blocks draws: (key kind, query kind) → what a large value means
 KIND_ENTRIES = {("edge", "bwd"): "edges, climbing", ("bwd", "bwd"): "chain of thought, climbing",
                 ("root", "bwd"): "ROOT marker, climbing", ("bos", "bwd"): "BOS, climbing",
-                ("bwd", "fwd"): "chain of thought, descending",
+                ("edge", "fwd"): "edges, descending", ("bwd", "fwd"): "chain of thought, descending",
                 ("fwd", "fwd"): "forward tokens, descending", ("root", "fwd"): "ROOT marker, descending"}
 PHASE_STYLE = {"descend": ("C2", "descending solved"), "switch": ("C1", "switch solved"),
                "climb": ("C0", "climbing solved"), "division": ("C3", "division of labour")}
