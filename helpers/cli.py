@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Callable
@@ -36,6 +37,17 @@ from .modes import MODES, set_mode
 from .results import ResultError, ResultStore, RunOutput, git_commit, output_root
 
 EXIT_BAD_INPUT = 2
+
+
+def minutes(text: str) -> float:
+    """An ``argparse`` type for a time limit in minutes: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of minutes > 0; got {text!r}")
+    return value
 
 
 class BadInput(Exception):

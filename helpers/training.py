@@ -166,7 +166,9 @@ def train(
         save_every: save the state every this many steps (and at the end), when ``resume_path``.
         start_step: the number of updates ``model`` and ``optimizer`` have already had (they
             continue an earlier run kept in memory): training runs steps ``start_step … steps-1``
-            and checkpoints after ``start_step`` only. Not with ``resume_path``.
+            and checkpoints after ``start_step`` only; the returned history covers those steps
+            (its first training-loss entry averages fewer than ``log_every`` steps when
+            ``start_step`` is not a multiple of it). Not with ``resume_path``.
         progress: show a ``tqdm`` bar (default: :func:`helpers.modes.show_progress`: yes, except in
             smoke mode and in the book build).
         prefetch: draw up to this many batches ahead in a worker process (0: none; ignored where

@@ -12,7 +12,14 @@ from helpers.results import repo_root
 ROOT = repo_root()
 CHAPTERS = {"tree_cot": "**Chapter 1", "multistep_gd": "**Chapter 2", "transient_ridge": "**Chapter 3",
             "one_lens": "**Closing"}
-TALLY = re.compile(r"(\d+) of (?:its|the chapter's|the) (\d+) claims? holds?")
+NUMBER = r"\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+TALLY = re.compile(rf"\b({NUMBER})\s+of\s+(?:its|the\s+chapter's|the)\s+({NUMBER})\s+claims?\s+holds?",
+                   re.IGNORECASE)
+WORDS = {w: i for i, w in enumerate(NUMBER.split("|")[1:], start=1)}
+
+
+def _count(text: str) -> int:
+    return int(text) if text.isdigit() else WORDS[text.lower()]
 
 
 def _tally(chapter: str) -> tuple[int, int]:
@@ -34,7 +41,7 @@ def test_every_tally_in_the_prose_is_the_committed_claims_table(chapter):
     texts = {f"book/intro.md ({CHAPTERS[chapter]})": _intro_paragraph(chapter)}
     for path in sorted((ROOT / "book" / chapter).glob("*.md")):   # the overview and the pages' .nb.md
         texts[str(path.relative_to(ROOT))] = path.read_text()
-    found = {where: [tuple(map(int, m)) for m in TALLY.findall(text)] for where, text in texts.items()}
+    found = {where: [tuple(map(_count, m)) for m in TALLY.findall(text)] for where, text in texts.items()}
     assert found[f"book/intro.md ({CHAPTERS[chapter]})"], "the introduction's paragraph gives no tally"
     assert found[f"book/{chapter}/overview.md"], "the overview gives no tally"
     want = _tally(chapter)
@@ -43,5 +50,6 @@ def test_every_tally_in_the_prose_is_the_committed_claims_table(chapter):
 
 
 def test_the_tally_pattern_reads_the_book_s_phrasings():
-    assert TALLY.findall("12 of its 15 claims hold; 1 of the chapter's 9 claims holds; 7 of the 19 claims hold") \
-        == [("12", "15"), ("1", "9"), ("7", "19")]
+    text = "12 of its 15 claims hold; 1 of the\nchapter's 9 claims holds; 7 of the 19\nclaims hold; One of nine claims"
+    assert [tuple(map(_count, m)) for m in TALLY.findall(text)] == [(12, 15), (1, 9), (7, 19)]
+    assert [tuple(map(_count, m)) for m in TALLY.findall("One of the chapter's nine claims holds")] == [(1, 9)]

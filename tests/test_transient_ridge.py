@@ -236,5 +236,5 @@ def test_gpu_script_max_minutes_must_be_finite_and_positive(tmp_path, capsys, va
     with pytest.raises(SystemExit) as exit_:
         gpu.main(["--mode", "smoke", "--out", str(tmp_path / "run"), f"--max-minutes={value}"])
     assert exit_.value.code == 2
-    assert "--max-minutes must be a finite number > 0" in capsys.readouterr().err
+    assert "argument --max-minutes: must be a finite number of minutes > 0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()                        # refused before any work

@@ -581,6 +581,7 @@ def test_transient_kinds_are_the_paper_s_words():
     assert kind(True, 0.7, claims.PARTIAL_DIP_RISE) == "partial dip"                # dips partway, rises again
     assert kind(True, 0.7, 0.9) == "partial dip"
     assert kind(True, 0.7, claims.PARTIAL_DIP_RISE - 0.01) == "none"                 # falls and stays down
+    assert kind(True, 0.1, 0.0) == "none"                                             # reaches ridge, stays there
     assert kind(False, 0.0, 0.9) == "none"                                           # never falls: it only rises
     assert kind(True, None, None) == "none"                                          # M = ∞ (NaN in the run)
     with pytest.raises(ValueError, match="s must be a run's summary"):

@@ -426,6 +426,8 @@ def test_a_resumed_theory_run_is_the_run_from_scratch():
     model, log = train.train_theory("forward", steps=40, resume=short, **kw)
     assert torch.equal(model.W, whole_model.W)
     assert {k: v for k, v in log.items() if k != "H"} == {k: v for k, v in whole.items() if k != "H"}
+    assert sorted(log["H"]) == sorted(whole["H"])
+    assert all(np.array_equal(log["H"][k], whole["H"][k]) for k in whole["H"])
     assert not torch.equal(short[0].W, model.W)   # trained on a copy: the short run's model is untouched
     for change, match in ((dict(seed=4), "resume's run has seed=3, this one seed=4"),
                           (dict(batch=8), "resume's run has batch=16"),
@@ -434,6 +436,9 @@ def test_a_resumed_theory_run_is_the_run_from_scratch():
                           (dict(steps=20), "steps must be > the resumed run's 20 steps")):
         with pytest.raises(ValueError, match=match):
             train.train_theory("forward", **{"steps": 40, **kw, **change, "resume": short})
+    few = train.train_theory("forward", steps=20, snapshots=1, **kw)   # H kept at steps 0 and 20 only
+    with pytest.raises(ValueError, match=r"H snapshots \[10\] of this run are not among the resumed run's"):
+        train.train_theory("forward", steps=40, resume=few, **kw)
     with pytest.raises(ValueError, match="not a 'backward' theory model"):
         train.train_theory("backward", steps=40, **{**kw, "test": None}, resume=short)
     with pytest.raises(TypeError, match=r"resume must be the \(model, log\)"):

@@ -345,7 +345,7 @@ def ridge_record() -> dict:
     ``"crosses to dMMSE"``, chapter 3's ``t_cross`` — and, in the run of chapter 3's
     ``llc_over_training["M"]`` (if it is one of them), the LLC over training; the others' ``"llc"`` is None.
     Only the runs whose probe features the run stored, those of the joint PCA (the first seed of
-    every M, :func:`helpers.transient_ridge.train.pca_groups`), have paths, so only those are read."""
+    every M, :func:`helpers.transient_ridge.train.feature_groups`), have paths, so only those are read."""
     from ..transient_ridge import train as ridge_train
     from ..transient_ridge.analysis import ridge_like
     R = ridge_train.store()
@@ -353,10 +353,7 @@ def ridge_record() -> dict:
     m, a = R.load_json("metrics.json"), R.load_arrays("arrays.npz")
     sweep = m["sweep"]
     feats = torch.as_tensor(a["features"])                       # (n_checkpoints, G', F): the PCA's groups
-    stored = ridge_train.pca_groups(sweep["groups"])
-    if feats.shape[1] != len(stored):
-        stored = list(range(feats.shape[1]))                     # older runs stored every group (one seed)
-    column = {g: i for i, g in enumerate(stored)}                # sweep group → its column of feats
+    column = {g: i for i, g in enumerate(ridge_train.feature_groups(sweep["groups"], feats.shape[1]))}
     pca = fit_joint_pca([feats[:, i] for i in range(feats.shape[1])], PCA_COMPONENTS)
     steps = [int(s) for s in sweep["step"]]
     dr, dd, dz = (np.asarray(sweep[k], dtype=float) for k in ("d_ridge", "d_dmmse", "d_zero_ridge"))

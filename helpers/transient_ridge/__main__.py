@@ -10,31 +10,18 @@ goes, so a run cut short leaves a complete smaller result. Uses the GPU when the
 without a GPU, a full run without ``--scale`` is refused, because its default is the GPU
 configuration: give ``--scale cpu``, or ``--scale gpu`` to run the GPU configuration anyway.
 """
-import argparse
-import math
 import sys
 
-from ..cli import BadInput, run_main
+from ..cli import BadInput, minutes, run_main
 from ..device import pick_device
 from . import claims, train
-
-
-def _minutes(text: str) -> float:
-    """``--max-minutes``: a finite number of minutes > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of minutes > 0; got {text!r}")
-    return value
 
 
 def options(parser) -> None:
     parser.add_argument("--scale", choices=train.SCALES, default=None,
                         help="gpu: the paper's task size (the full run's default; refused on a CPU unless "
                              "given); cpu: D=4, K=8, one seed, about 80 min on 2 CPU cores")
-    parser.add_argument("--max-minutes", type=_minutes, default=None, metavar="N",
+    parser.add_argument("--max-minutes", type=minutes, default=None, metavar="N",
                         help="stop the sweep early so the whole run ends within about N minutes (N > 0)")
 
 

@@ -32,7 +32,8 @@ FULL_DIP = 0.25                  # a full transient's OOD minimum: at most this 
                                  # above ridge
 FULL_RISE = 0.5                  # … and its later rise: at least this fraction of the gap
 PARTIAL_DIP_RISE = 0.05          # a partial dip (the paper's words for M = 6, 8): the smoothed OOD loss falls, not
-                                 # to the FULL_DIP mark, and then rises again by at least this fraction of the gap
+                                 # to the FULL_DIP mark, and then rises again by at least this fraction of the gap;
+                                 # a partial rise (M = 182, 256): it falls to the mark, and rises by this or more
 MIN_TRANSIENT_WINDOW = 3         # values of M, contiguous in the sweep, with a full transient for every seed
 T_CRIT_MIN_OOD = 4096            # t_crit is read from OOD curves on at least this many sequences
 T_CRIT_MIN_SPEARMAN = 0.9        # rank correlation of t_crit with M over the M with a full transient
@@ -128,16 +129,20 @@ def transient_kind(s: dict) -> str:
 
     - ``"full"``: the smoothed OOD loss first falls (its minimum is not the first checkpoint) to
       within ``FULL_DIP`` of the gap above ridge, and later rises by at least ``FULL_RISE`` of it;
-    - ``"partial rise"``: it falls to ridge, but rises by less;
+    - ``"partial rise"``: it falls to ridge, then rises by at least ``PARTIAL_DIP_RISE`` but less
+      than ``FULL_RISE``;
     - ``"partial dip"``: it falls, not to ridge, and then rises by at least ``PARTIAL_DIP_RISE``;
-    - ``"none"``: neither (it never falls, or it falls and stays down)."""
+    - ``"none"``: it never falls, or it falls and stays down (a model that reaches ridge and stays
+      there has no transient)."""
     for key in ("ood_rise", "min_above_ridge"):
         if key not in s:
             raise ValueError(f"s must be a run's summary from the sweep (with {key!r}); got keys {sorted(s)}")
     rise = _nan(s["ood_rise"])
+    if not (_fell(s) and rise >= PARTIAL_DIP_RISE):
+        return "none"
     if dips_to_ridge(s):
         return "full" if rise >= FULL_RISE else "partial rise"
-    return "partial dip" if _fell(s) and rise >= PARTIAL_DIP_RISE else "none"
+    return "partial dip"
 
 
 def _fell(s: dict) -> bool:
@@ -462,7 +467,7 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
         "transience\"",
         {"LLC by M (mean over seeds)": {k: round(v, 2) for k, v in llc.items()}, "dMMSE-like M": low,
          "first dMMSE-like M above LLC(∞)": cross,
-         "onset of transience (first M, every seed at least a partial dip)": onset},
+         "onset of transience (first M with a transient of any kind, every seed)": onset},
         bool(low) and llc[low[0]] < llc["∞"] and bool(rising) and near,
         f"over the dMMSE-like M (every seed ends with Δ to dMMSE_M <= {APPROX_GAP_FRACTION:.0%} of the Bayes gap): "
         f"the smallest below LLC(∞), rising up to the first above it (Spearman >= "
@@ -473,9 +478,11 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
             ("the LLC does not rise with M up to the crossing", bool(low) and not rising),
             (f"the crossing (M = {cross}) is more than {LLC_CROSS_STEPS} grid step from the onset of transience "
              f"(M = {onset})" if cross and onset else
-             f"no dMMSE-like M's LLC rises above LLC(∞) (the largest: M = {low[-1]}, {llc[low[-1]]:.1f} against "
-             f"{llc['∞']:.1f})" if low and not cross else
-             "no M shows a transient, so there is no onset of transience", not near)))
+             "; ".join(([] if cross else [
+                 f"no dMMSE-like M's LLC rises above LLC(∞) (the dMMSE-like M with the largest M, {low[-1]}, has "
+                 f"{llc[low[-1]]:.1f} against {llc['∞']:.1f})" if low else "no dMMSE-like M to cross LLC(∞)"])
+                       + ([] if onset else ["no M shows a transient, so there is no onset of transience"])),
+             not near)))
 
 
 def llc_plateau(m: dict) -> Claim | None:
@@ -578,7 +585,8 @@ def llc_faster_than_devinterp(m: dict) -> Claim | None:
         {"ours (s)": round(cc["ours_seconds"], 2), "devinterp (s)": round(cc["devinterp_seconds"], 2),
          "devinterp's time / ours": round(ratio, 2)},
         cc["ours_seconds"] < cc["devinterp_seconds"], "faster (devinterp's time / ours > 1)", kind="extension",
-        why=f"ours is not faster (devinterp's time / ours = {ratio:.2f})")
+        why="" if cc["ours_seconds"] < cc["devinterp_seconds"] else
+        f"ours is not faster (devinterp's time / ours = {ratio:.2f})")
 
 
 def grouped_speedup(m: dict) -> Claim | None:

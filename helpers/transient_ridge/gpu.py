@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import platform
 import sys
 import tarfile
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from ..cli import minutes
 from ..device import device_name, pick_device
 from . import bench
 from .__main__ import main as run_main
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.transient_ridge.gpu", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (packed into DIR.tar.gz)")
     parser.add_argument("--mode", choices=("smoke", "full"), default="full")
-    parser.add_argument("--max-minutes", type=float, default=7.0, metavar="N",
+    parser.add_argument("--max-minutes", type=minutes, default=7.0, metavar="N",
                         help="the full run's time limit (default 7); the benchmark comes on top")
     parser.add_argument("--bench-steps", type=int, default=20, metavar="S")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
@@ -70,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", default=None, metavar="PATH",
                         help="where to pack the folder (default: DIR.tar.gz)")
     args = parser.parse_args(argv)
-    if not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
-        parser.error(f"--max-minutes must be a finite number > 0; got {args.max_minutes}")
     if args.bench_steps < 1:
         parser.error(f"--bench-steps must be >= 1; got {args.bench_steps}")
     if args.check_steps is not None and args.check_steps < 5:

@@ -194,14 +194,14 @@ def sgld_traces(ax, trace, init_loss, num_burnin: int, names=None):
 
 
 def llc_over_M(ax, llc: dict, std: dict, dmmse_like: list[str]):
-    """Page 4: the final models' LLC against M (error bars: spread over chains), dMMSE-like (circles)
-    and the others (squares: ridge-like or between) at the end, and the M = ∞ level (dashed).
-    ``llc``, ``std``: by M label."""
+    """Page 4: the final models' LLC against M (error bars: spread over chains), those that end
+    nearer dMMSE_M (circles, the M of ``dmmse_like``) and nearer ridge (squares), and the M = ∞
+    level (dashed). ``llc``, ``std``: by M label."""
     finite = [m for m in llc if m != "∞"]
     like = [m for m in finite if m in dmmse_like]
     other = [m for m in finite if m not in dmmse_like]
-    for name, fmt, colour, pick in (("ends on dMMSE_M", "o", "C1", like),
-                                    ("ends off dMMSE_M", "s", "C0", other)):
+    for name, fmt, colour, pick in (("ends nearer dMMSE_M", "o", "C1", like),
+                                    ("ends nearer ridge", "s", "C0", other)):
         if pick:
             ax.errorbar([int(m) for m in pick], [llc[m] for m in pick], yerr=[std[m] for m in pick], fmt=fmt,
                         color=colour, capsize=3, label=name)

@@ -556,6 +556,17 @@ def pca_groups(groups) -> list[int]:
     return [g for g, (_, s) in enumerate(groups) if s == first]
 
 
+def feature_groups(groups, n_stored: int) -> list[int]:
+    """The sweep group of each column of a run's stored probe features (``arrays["features"]``,
+    (n_checkpoints, n_stored, P·K)): the groups of :func:`pca_groups`, or every group for runs
+    that stored them all (older runs, one seed)."""
+    for idx in (pca_groups(groups), list(range(len(groups)))):
+        if n_stored == len(idx):
+            return idx
+    raise ValueError(f"the stored features have {n_stored} columns; the sweep has {len(groups)} groups, "
+                     f"{len(pca_groups(groups))} of them the PCA's: the features belong to another run")
+
+
 def derive_metrics(metrics: dict, arrays: dict) -> dict:
     """(Re)compute the derived parts of a run's metrics from its raw curves and probe features, in
     place: every group's transient summary (:func:`~.analysis.summaries`, smoothed) and the joint
@@ -568,9 +579,7 @@ def derive_metrics(metrics: dict, arrays: dict) -> dict:
         metrics["curriculum"]["summary"] = summaries(metrics["curriculum"])
     feats = arrays.get("features")
     if feats is not None and len(feats):
-        idx = pca_groups(sw["groups"])
-        if feats.shape[1] != len(idx):
-            idx = list(range(feats.shape[1]))          # older runs stored every group (one seed)
+        idx = feature_groups(sw["groups"], feats.shape[1])
         metrics["pca"] = pca_section(torch.as_tensor(np.asarray(feats, dtype=np.float32)),
                                      torch.as_tensor(arrays["probe_ridge"]),
                                      torch.as_tensor(arrays["probe_dmmse"])[idx], sw["step"][:feats.shape[0]],

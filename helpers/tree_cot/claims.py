@@ -280,7 +280,7 @@ def theory_forward_phases(phases: Sequence[Mapping[str, Any]], steps: int) -> Cl
     if not steps > 0:
         raise ValueError(f"steps must be > 0; got {steps}")
 
-    def gap(p):   # (last − first) / last: the run's length and checkpoint spacing do not enter
+    def gap(p):   # (last − first) / last: the run's length does not enter (the times are checkpoint steps)
         at = [p[k] for k in PHASE_PARTS]
         if None in at:
             return None
@@ -295,8 +295,9 @@ def theory_forward_phases(phases: Sequence[Mapping[str, Any]], steps: int) -> Cl
     return Claim(
         "theory_forward_phases",
         "Training for forward reasoning is multi-phase: the parts of the task (climbing, the stage switch, "
-        "descending) are learned one after another, not together. The order is what we measure; the paper's order "
-        "is not available to us", ABSTRACT_HEADS,
+        "descending) are learned one after another, not together. The order is what we measure: the abstract gives "
+        "none, and the one secondary description we have (the backward path first, then the reversal) we could not "
+        "check", ABSTRACT_HEADS,
         {"per run": [{"run": p.get("run"), **{k: p[k] for k in (*PHASE_PARTS, "division")}, "order": p["order"]}
                      for p in phases], "gap / step the last part is solved": gaps,
          "last part's progress when the first is solved": [None if q is None else round(q, 3) for q in progress]},

@@ -263,8 +263,8 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     ``resume=(model, log)``, what an earlier call returned with the same ``task``, ``seed``,
     ``init_std``, ``batch``, ``lr``, ``test`` and ``curve_n`` but fewer steps, continues that run
     (on a copy of its model) instead of repeating its steps: SGD keeps no state, so the result is
-    the run from scratch. The checkpoints up to the earlier run's end are copied from its log, and
-    must be among its checkpoints; so are the ``H`` snapshots it kept.
+    the run from scratch. The checkpoints and ``H`` snapshots up to the earlier run's end are
+    copied from its log, and must be among those it kept.
     """
     if task not in THEORY:
         raise ValueError(f"task must be one of {tuple(THEORY)}; got {task!r}")
@@ -284,7 +284,7 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     if resume is None:
         model = TheoryModel(V, spec.heads, init_std=init_std, generator=torch_generator(seed) if init_std else None)
     else:
-        model, start = _resumed(resume, log, task, steps, checkpoints, test_batch)
+        model, start = _resumed(resume, log, task, steps, checkpoints, snap_at, test_batch)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
 
     def on_checkpoint(step, m):
@@ -317,9 +317,11 @@ _PER_CHECKPOINT = ("step", "loss", "exact", "per_step", "backward", "forward", "
                    "head_difference", "usage", "roles")
 
 
-def _resumed(resume, log: dict, task: str, steps: int, checkpoints: list[int], test_batch: Encoded):
+def _resumed(resume, log: dict, task: str, steps: int, checkpoints: list[int], snap_at: set[int],
+             test_batch: Encoded):
     """:func:`train_theory`'s ``resume``: check it against the new run's settings, copy its
-    checkpoints up to its end into ``log``, and return ``(a copy of its model, its step)``."""
+    checkpoints and ``H`` snapshots up to its end into ``log``, and return ``(a copy of its model,
+    its step)``."""
     if not (isinstance(resume, tuple) and len(resume) == 2 and isinstance(resume[0], TheoryModel)
             and isinstance(resume[1], dict)):
         raise TypeError("resume must be the (model, log) an earlier train_theory call returned")
@@ -327,16 +329,20 @@ def _resumed(resume, log: dict, task: str, steps: int, checkpoints: list[int], t
     if model.n_heads != THEORY[task].heads or model.vocab != THEORY[task].vocab:
         raise ValueError(f"resume's model is not a {task!r} theory model")
     for key in ("seed", "init_std", "batch", "lr"):
-        if old.get(key) != log[key]:
+        if key not in old:
+            raise ValueError(f"resume's log has no {key!r}: it was written before train_theory recorded it; "
+                             "train from scratch")
+        if old[key] != log[key]:
             raise ValueError(f"resume's run has {key}={old.get(key)!r}, this one {key}={log[key]!r}: "
                              f"it is another run")
     start = old["step"][-1]
     if not start < steps:
         raise ValueError(f"steps must be > the resumed run's {start} steps; got {steps}")
     missing = [c for c in checkpoints if c <= start and c not in old["step"]]
-    if missing:
-        raise ValueError(f"checkpoints {missing} of this run are not among the resumed run's; "
-                         f"choose n_checkpoints so that they are")
+    missing_h = [c for c in sorted(snap_at) if c <= start and c not in old["H"]]
+    if missing or missing_h:
+        raise ValueError(f"checkpoints {missing} and H snapshots {missing_h} of this run are not among the "
+                         "resumed run's; choose n_checkpoints and snapshots so that they are")
     model = copy.deepcopy(model)
     with torch.no_grad():
         if not math.isclose(mse_loss(model, test_batch).item(), old["loss"][-1], rel_tol=1e-5, abs_tol=1e-9):
@@ -346,7 +352,7 @@ def _resumed(resume, log: dict, task: str, steps: int, checkpoints: list[int], t
             i = old["step"].index(c)
             for key in _PER_CHECKPOINT:
                 log[key].append(old[key][i])
-            if c in old["H"]:
+            if c in snap_at:
                 log["H"][c] = old["H"][c]
     return model, start
 
