@@ -12,8 +12,8 @@ functions, and the full run that measures everything the claims need.
   :func:`helpers.multistep_gd.claims.evaluate` judges; :func:`store` — where it is saved.
 
 The chapter's matrices are (2d+2)×(2d+2) = 22×22, so every experiment runs on the CPU by
-design (a GPU would mostly wait on kernel launches); the committed full run took about twelve
-minutes (702 s) on two CPU threads.
+design (a GPU would mostly wait on kernel launches); the committed full run took about fourteen
+minutes (862 s) on two CPU threads.
 
 Used in: book/multistep_gd/02_no_cot_vs_cot.ipynb, 03_generalisation_and_looping.ipynb and
 ``python -m helpers.multistep_gd``.
