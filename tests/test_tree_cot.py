@@ -445,6 +445,29 @@ def test_a_resumed_theory_run_is_the_run_from_scratch():
         train.train_theory("forward", steps=40, **kw, resume=short[1])
 
 
+def test_random_child_baseline_is_what_random_descent_scores():
+    from helpers.tree_cot.analysis import random_child_baseline
+    # root 0 with children 1, 2, 3; node 1 with children 4, 5; node 2 with one child 6
+    t = Tree(0, {1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 2})
+    exs = [make_example(t, 0, goal=g) for g in (4, 6, 3)]
+    base = random_child_baseline(exs)
+    assert base == pytest.approx({2: (1 / 6 + 1 / 3) / 2, 1: 1 / 3})
+    # the same by simulation: descend from the root to a random child until a leaf
+    rng = np.random.default_rng(0)
+
+    def descend():
+        v = t.root
+        while t.children(v):
+            kids = t.children(v)
+            v = kids[rng.integers(len(kids))]
+        return v
+    reached = [descend() for _ in range(20_000)]
+    assert np.mean([v == 4 for v in reached]) == pytest.approx(1 / 6, abs=0.01)
+    assert np.mean([v == 6 for v in reached]) == pytest.approx(1 / 3, abs=0.01)
+    # a chain leaves no choice
+    assert random_child_baseline([make_example(Tree(4, {2: 4, 1: 2}), 0, goal=1)]) == {2: 1.0}
+
+
 def test_by_depth_by_hand():
     assert by_depth(np.array([1, 0, 1, 1]), [1, 1, 2, 3]) == {1: 0.5, 2: 1.0, 3: 1.0}
     with pytest.raises(ValueError, match="same length"):
