@@ -479,7 +479,7 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
             (f"the crossing (M = {cross}) is more than {LLC_CROSS_STEPS} grid step from the onset of transience "
              f"(M = {onset})" if cross and onset else
              "; ".join(([] if cross else [
-                 f"no dMMSE-like M's LLC rises above LLC(∞) (the dMMSE-like M with the largest M, {low[-1]}, has "
+                 f"no dMMSE-like M's LLC rises above LLC(∞) (the largest dMMSE-like M, M = {low[-1]}, has "
                  f"{llc[low[-1]]:.1f} against {llc['∞']:.1f})" if low else "no dMMSE-like M to cross LLC(∞)"])
                        + ([] if onset else ["no M shows a transient, so there is no onset of transience"])),
              not near)))

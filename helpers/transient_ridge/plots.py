@@ -208,7 +208,7 @@ def llc_over_M(ax, llc: dict, std: dict, dmmse_like: list[str]):
     if "∞" in llc:
         ax.axhline(llc["∞"], color="k", ls="--", lw=1, label="M = ∞")
     ax.set(xscale="log", xlabel="M", ylabel="LLC λ̂ (final model)", title="Complexity of the final models")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="lower right")   # the low-M points rise from the lower left
     return ax
 
 
