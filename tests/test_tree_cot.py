@@ -952,7 +952,8 @@ def test_longer_training_claim_wants_the_split_kept_not_passed_through():
     lost = dict(kept[0], switch_root=kept[0]["switch_root"][:3] + [[0.6, 0.4], [0.2, 0.7]])
     c = claims.heads_split_with_longer_training([lost, kept[1]], 4000, 16000)
     assert not c.holds and c.why == ("seed 1: at the switch the traversal head finds the ROOT marker, not the "
-                                     "stage-control head (by 0.20 at the least in the last 25%)")
+                                     "stage-control head (the stage-control head's lead at its lowest in the "
+                                     "last 25%: -0.20)")
     # a swap before the last quarter is allowed
     early = run(1, [0.0, 0.6, 0.7, 0.7, 0.7], traverse=(1, 1, 0, 0, 0))
     assert claims.heads_split_with_longer_training([early, kept[1]], 4000, 16000).holds

@@ -245,7 +245,7 @@ def heads_split_with_longer_training(runs: Sequence[Mapping[str, Any]], short_st
             reasons.append(f"the heads change roles in {tail_name}")
         if least_lead <= 0:
             reasons.append(f"at the switch the traversal head finds the ROOT marker, not the stage-control head "
-                           f"(by {-least_lead:.2f} at the least in {tail_name})")
+                           f"(the stage-control head's lead at its lowest in {tail_name}: {least_lead:+.2f})")
         if reasons:
             misses.append(f"seed {r.get('seed')}: " + "; ".join(reasons))
     exact = [float(r["exact"]) for r in runs]
