@@ -53,3 +53,77 @@ def test_the_tally_pattern_reads_the_book_s_phrasings():
     text = "12 of its 15 claims hold; 1 of the\nchapter's 9 claims holds; 7 of the 19\nclaims hold; One of nine claims"
     assert [tuple(map(_count, m)) for m in TALLY.findall(text)] == [(12, 15), (1, 9), (7, 19)]
     assert [tuple(map(_count, m)) for m in TALLY.findall("One of the chapter's nine claims holds")] == [(1, 9)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the verdicts in brief: the numbers the overviews and the introduction quote, recomputed from the
+# committed claims tables, so that a new full run cannot leave them stale
+
+
+def _claims(chapter: str) -> dict:
+    return {c["id"]: c for c in json.loads((ROOT / "results" / chapter / "claims.json").read_text())}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _tree_cot() -> list[tuple[str, str]]:
+    c = _claims("tree_cot")
+    main = {s["seed"]: s for s in c["theory_forward_heads_specialise"]["measured"]["per seed"]}
+    long = {s["seed"]: s for s in c["heads_split_with_longer_training"]["measured"]["per seed"]}
+    from helpers.tree_cot.analysis import role_assignment  # the unrounded strengths (claims.json rounds to 3 places)
+    runs = json.loads((ROOT / "results" / "tree_cot" / "metrics.json").read_text())["theory"]["forward_broken"]["runs"]
+    strength = [role_assignment(r["log"]["roles"][-1])["strength"] for r in runs]
+    assert [round(x, 3) for x in strength] == [s["strength"] for s in main.values()]
+    ov = "book/tree_cot/overview.md"
+    return [(ov, f"({min(strength):.2f} to {max(strength):.2f}) after 4000 steps"),
+            (ov, f"split cleanly ({long[4]['end']:.2f}, {long[5]['end']:.2f},"),
+            (ov, f"({long[3]['at step 4000']:.2f} at 4000 steps, {long[3]['end']:.2f} at the end)"),
+            (ov, f"({long[1]['peak']:.2f} at its peak, {long[1]['end']:.2f} at the end)"),
+            (ov, f"({long[2]['at step 4000']:.2f} → {long[2]['end']:.2f})")]
+
+
+def _multistep_gd() -> list[tuple[str, str]]:
+    c = _claims("multistep_gd")
+    mean = c["cot_beats_no_cot_mean[d=10, n=20]"]["measured"]
+    median = c["cot_beats_no_cot_median[d=10, n=20]"]["measured"]
+    kappa = c["covariances_keep_cot_gain"]["measured"]
+    gain = dict(zip(kappa["κ"], kappa["no-CoT/CoT mean ratio"]))
+    ov, intro = "book/multistep_gd/overview.md", "book/intro.md"
+    return [(ov, f"{mean['ratio of means']:.1f}× larger on the mean, {median['ratio of medians']:.1f}× on the median"),
+            (ov, f"only {gain[5]:.1f}× and {gain[10]:.2f}× below"),
+            (intro, f"after {median['first k with 100×']} steps on the median and "
+                    f"{mean['first k with 100×']} on the mean")]
+
+
+def _transient_ridge() -> list[tuple[str, str]]:
+    c = _claims("transient_ridge")
+    ends = c["task_diversity_threshold"]["measured"]["final Δ to (ridge, dMMSE_M) / Bayes gap (first seed)"]
+    nearest = min(ends, key=lambda M: ends[M][0])
+    inf = c["infinite_M_learns_ridge"]["measured"]["final Δ ridge / Δ(dMMSE_1, ridge) (each seed)"][0]
+    dips = c["transient_ridge"]["measured"]["(OOD minimum above ridge, later rise) / gap, smoothed"]
+    ov, page, intro = "book/transient_ridge/overview.md", "book/transient_ridge/02_the_sweep.nb.md", "book/intro.md"
+    low, rise = [_pct(dips[M][0][0]) for M in ("4", "8")], [_pct(dips[M][0][1]) for M in ("4", "8")]
+    return [(ov, f"the nearest, $M = {nearest}$, ends {_pct(ends[nearest][0])} of the gap from ridge, and "
+                 f"$M = \\infty$ {_pct(inf)}"),
+            (ov, f"(to {low[0]} and {low[1]} of the gap between ridge's loss and dMMSE$_M$'s) and then rises by "
+                 f"{rise[0].rstrip('%')}–{rise[1]}"),
+            (page, f"dips to {low[0]} and {low[1]} of the gap above ridge and then rises by {rise[0]} and {rise[1]}"),
+            (page, f"the nearest, $M = {nearest}$, ends {_pct(ends[nearest][0])} of the gap from it"),
+            (intro, f"($M = {nearest}$) ends {_pct(ends[nearest][0])} of the Bayes gap from it")]
+
+
+QUOTES = {"tree_cot": _tree_cot, "multistep_gd": _multistep_gd, "transient_ridge": _transient_ridge}
+
+
+@pytest.mark.parametrize("chapter", list(QUOTES))
+def test_the_numbers_the_verdicts_quote_are_the_committed_ones(chapter):
+    if not (ROOT / "results" / chapter / "claims.json").is_file():
+        pytest.skip("no committed results")
+    missing = []
+    for path, quote in QUOTES[chapter]():
+        text = " ".join((ROOT / path).read_text().split())      # line breaks read as spaces
+        if quote not in text:
+            missing.append(f"{path}: {quote!r}")
+    assert not missing, "the prose no longer says what the committed run measured:\n" + "\n".join(missing)
