@@ -61,11 +61,16 @@ def prompt_matrix(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor | None = Non
         raise ValueError(f"X must have shape (B, d, n); got {tuple(X.shape)}")
     if W is None:
         W = X.new_zeros(X.shape[0], 1, X.shape[1])
-    if W.ndim != 3 or W.shape[0] != X.shape[0] or W.shape[2] != X.shape[1]:
-        raise ValueError(f"W must hold the iterates as (B, J, d) = ({X.shape[0]}, J, {X.shape[1]}) for X of "
-                         f"shape (B, d, n); got W {tuple(W.shape)} and X {tuple(X.shape)} "
-                         "(for one iterate w of shape (B, d) pass w.unsqueeze(1))")
+    _check_iterates(W, X)
     return torch.cat([data_tokens(X, y), cot_tokens(W)], dim=2)
+
+
+def _check_iterates(W: torch.Tensor, X: torch.Tensor) -> None:
+    """``W`` (B, J, d) with J >= 1 for ``X`` (B, d, n): else a ValueError naming ``W``."""
+    if W.ndim != 3 or W.shape[0] != X.shape[0] or W.shape[2] != X.shape[1] or W.shape[1] < 1:
+        raise ValueError(f"W must hold the iterates as (B, J, d) = ({X.shape[0]}, J, {X.shape[1]}) with J >= 1 "
+                         f"for X of shape (B, d, n); got W {tuple(W.shape)} and X {tuple(X.shape)} "
+                         "(for one iterate w of shape (B, d) pass w.unsqueeze(1))")
 
 
 def _gaussian_pair(D: int, init_std: float, generator: torch.Generator | None,
@@ -177,9 +182,7 @@ def teacher_forced(model: LinearSelfAttention, X: torch.Tensor, y: torch.Tensor,
     so the cost is that of one pass.
     """
     _check_data(model, X, y)
-    if W.ndim != 3 or W.shape[0] != X.shape[0] or W.shape[2] != model.d or W.shape[1] < 1:
-        raise ValueError(f"W must hold the iterates w_0 … w_(J-1) as (B, J, d) = ({X.shape[0]}, J, {model.d}) with "
-                         f"J >= 1; got {tuple(W.shape)}")
+    _check_iterates(W, X)
     n = X.shape[-1]
     W_PV, W_KQ = model.matrices()
     D = data_tokens(X, y)                                               # (B, 2d+2, n)

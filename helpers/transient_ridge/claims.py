@@ -120,9 +120,6 @@ def _why(*reasons: tuple[str, bool]) -> str:
     return "; ".join(text for text, failed in reasons if failed)
 
 
-TRANSIENT_KINDS = ("full", "partial rise", "partial dip", "none")
-
-
 def transient_kind(s: dict) -> str:
     """A run's transient, from its summary ``s``, in the paper's three words (§4.3: a transient for
     a window of M, "a partial dip" just below it, "a partial rise" just above it):
@@ -461,6 +458,18 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
     onset = _onset(sw)
     near = (cross is not None and onset is not None
             and abs(sw.finite.index(cross) - sw.finite.index(onset)) <= LLC_CROSS_STEPS)
+    if cross and onset:
+        apart = (f"the crossing (M = {cross}) is more than {LLC_CROSS_STEPS} grid step from the onset of "
+                 f"transience (M = {onset})")
+    else:
+        missing = []
+        if not cross:
+            missing.append(f"no dMMSE-like M's LLC rises above LLC(∞) (the largest dMMSE-like M, M = {low[-1]}, "
+                           f"has {llc[low[-1]]:.1f} against {llc['∞']:.1f})" if low else
+                           "no dMMSE-like M to cross LLC(∞)")
+        if not onset:
+            missing.append("no M shows a transient, so there is no onset of transience")
+        apart = "; ".join(missing)
     return Claim(
         "llc_low_M_rises_and_crosses", "The LLC of the dMMSE-like final models rises with M and crosses the M = ∞ "
         "level at the onset of transience", "§5.4: \"this LLC increases with M, and crosses λ̂_∞ during the onset of "
@@ -476,13 +485,7 @@ def llc_low_M_rises_and_crosses(m: dict) -> Claim | None:
             ("no dMMSE-like M", not low),
             ("the smallest dMMSE-like M's LLC is not below LLC(∞)", bool(low) and llc[low[0]] >= llc["∞"]),
             ("the LLC does not rise with M up to the crossing", bool(low) and not rising),
-            (f"the crossing (M = {cross}) is more than {LLC_CROSS_STEPS} grid step from the onset of transience "
-             f"(M = {onset})" if cross and onset else
-             "; ".join(([] if cross else [
-                 f"no dMMSE-like M's LLC rises above LLC(∞) (the largest dMMSE-like M, M = {low[-1]}, has "
-                 f"{llc[low[-1]]:.1f} against {llc['∞']:.1f})" if low else "no dMMSE-like M to cross LLC(∞)"])
-                       + ([] if onset else ["no M shows a transient, so there is no onset of transience"])),
-             not near)))
+            (apart, not near)))
 
 
 def llc_plateau(m: dict) -> Claim | None:

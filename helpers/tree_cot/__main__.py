@@ -6,8 +6,9 @@ attention maps), ``claims.json`` and ``run.json``. ``--claims-only`` re-judges t
 
 The models are tiny (one layer, a few thousand to a few tens of thousands of parameters) and the
 sequences short, so the run uses the CPU by design: about 33 minutes on 2 CPU cores, 13 of them for
-the symmetry-broken seeds trained four times as long (the standard models' random trees are drawn
-by a second process while they train).
+the symmetry-broken seeds trained four times as long, measured when those runs still repeated the
+first 4000 steps (3 of the 13 minutes) that they now continue (the standard models' random trees
+are drawn by a second process while they train).
 """
 from __future__ import annotations
 

@@ -163,10 +163,13 @@ def theory_forward_heads_specialise(assignments: Sequence[Mapping[str, Any]], ex
     lead = [_root_lead(a["switch_root"], a["traverse_head"], a["control_head"]) for a in assignments]
     misses = []
     for a, s, r in zip(assignments, strength, lead):
-        why = ([f"division strength {s:.3f} < {MIN_ROLE_GAP:g}"] if s < MIN_ROLE_GAP else []) + (
-            [f"at the switch the traversal head finds the ROOT marker, not the stage-control head "
-             f"({a['switch_root'][a['traverse_head']]:.2f} against {a['switch_root'][a['control_head']]:.2f})"]
-            if r <= 0 else [])
+        why = []
+        if s < MIN_ROLE_GAP:
+            why.append(f"division strength {s:.3f} < {MIN_ROLE_GAP:g}")
+        if r <= 0:
+            root = a["switch_root"]
+            why.append(f"at the switch the traversal head finds the ROOT marker, not the stage-control head "
+                       f"({root[a['traverse_head']]:.2f} against {root[a['control_head']]:.2f})")
         if why:
             misses.append(f"seed {a.get('seed')}: " + ", ".join(why))
     seeds = {a.get("seed") for a in assignments}

@@ -313,10 +313,6 @@ def train_theory(task: str, *, steps: int, batch: int = 256, test: list | None =
     return model, log
 
 
-_PER_CHECKPOINT = ("step", "loss", "exact", "per_step", "backward", "forward", "switch", "h", "blocks",
-                   "head_difference", "usage", "roles")
-
-
 def _resumed(resume, log: dict, task: str, steps: int, checkpoints: list[int], snap_at: set[int],
              test_batch: Encoded):
     """:func:`train_theory`'s ``resume``: check it against the new run's settings, copy its
@@ -347,10 +343,11 @@ def _resumed(resume, log: dict, task: str, steps: int, checkpoints: list[int], s
     with torch.no_grad():
         if not math.isclose(mse_loss(model, test_batch).item(), old["loss"][-1], rel_tol=1e-5, abs_tol=1e-9):
             raise ValueError("resume's run was evaluated on other test trees (test, curve_n)")
+    per_checkpoint = [key for key, value in log.items() if isinstance(value, list)]   # one entry per checkpoint
     for c in checkpoints:
         if c <= start:
             i = old["step"].index(c)
-            for key in _PER_CHECKPOINT:
+            for key in per_checkpoint:
                 log[key].append(old[key][i])
             if c in snap_at:
                 log["H"][c] = old["H"][c]
