@@ -113,8 +113,15 @@ def test_dirty_flag_ignores_results_but_not_code(tmp_path):
     assert results.git_commit(repo)[1] is True
 
 
-def test_git_commit_outside_a_repository(tmp_path):
+def test_git_commit_outside_a_repository(tmp_path, monkeypatch):
+    monkeypatch.delenv("BOOK_GIT_COMMIT", raising=False)
     assert results.git_commit(tmp_path) == ("unknown", None)
+    monkeypatch.setenv("BOOK_GIT_COMMIT", "74584c4")            # a copy without .git names its commit
+    assert results.git_commit(tmp_path) == ("74584c4", None)
+    for bad in ("", "main", "74584c4; rm", "G" * 40):
+        monkeypatch.setenv("BOOK_GIT_COMMIT", bad)
+        with pytest.raises(ValueError, match="BOOK_GIT_COMMIT must be a commit hash"):
+            results.git_commit(tmp_path)
 
 
 @pytest.mark.parametrize("kwargs, match", [
