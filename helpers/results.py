@@ -138,9 +138,16 @@ def git_commit(root: Path | None = None) -> tuple[str, bool | None]:
     """``(commit, dirty)`` of the checkout; ``("unknown", None)`` outside git. Changes under
     ``results/`` (a run's own outputs) and untracked files do not make the tree dirty.
 
-    A copy of the code without its ``.git`` folder (an archive, a rented GPU machine) may name
-    the commit it was copied from in the environment variable ``BOOK_GIT_COMMIT`` (7–40 hex
-    digits); whether that copy was changed is then unknown (``None``)."""
+    A copy of the code whose ``.git`` folder is missing or not its own (an archive, a copy sent to
+    a GPU machine) names the commit it was copied from in the environment variable
+    ``BOOK_GIT_COMMIT`` (7–40 hex digits), which then wins over git; whether that copy was
+    changed is then unknown (``None``)."""
+    named = os.environ.get("BOOK_GIT_COMMIT")
+    if named is not None:
+        if not re.fullmatch(r"[0-9a-f]{7,40}", named):
+            raise ValueError(f"BOOK_GIT_COMMIT must be a commit hash of 7 to 40 hex digits; got {named!r}")
+        return named, None
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root or repo_root(), capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
@@ -148,12 +155,7 @@ def git_commit(root: Path | None = None) -> tuple[str, bool | None]:
         return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
                                                   ":(exclude)results"))
     except (OSError, subprocess.SubprocessError):
-        named = os.environ.get("BOOK_GIT_COMMIT")
-        if named is None:
-            return "unknown", None
-        if not re.fullmatch(r"[0-9a-f]{7,40}", named):
-            raise ValueError(f"BOOK_GIT_COMMIT must be a commit hash of 7 to 40 hex digits; got {named!r}")
-        return named, None
+        return "unknown", None
 
 
 def _now() -> str:

@@ -118,6 +118,7 @@ def test_git_commit_outside_a_repository(tmp_path, monkeypatch):
     assert results.git_commit(tmp_path) == ("unknown", None)
     monkeypatch.setenv("BOOK_GIT_COMMIT", "74584c4")            # a copy without .git names its commit
     assert results.git_commit(tmp_path) == ("74584c4", None)
+    assert results.git_commit() == ("74584c4", None)            # and wins over a .git that may not be its own
     for bad in ("", "main", "74584c4; rm", "G" * 40):
         monkeypatch.setenv("BOOK_GIT_COMMIT", bad)
         with pytest.raises(ValueError, match="BOOK_GIT_COMMIT must be a commit hash"):

@@ -96,6 +96,23 @@ def test_precisions_and_compile_fallback(monkeypatch):
     assert log["compile"].startswith("failed") and len(log["ood"]) == 2
 
 
+def test_the_backward_pass_runs_in_the_steps_arithmetic(monkeypatch):
+    """TF32 is a global switch read when each kernel starts: a backward pass outside the
+    ``precision`` block would run in full float32 (the benchmark once timed it so)."""
+    cfg = SweepConfig(Ms=(1, math.inf), model=TINY, batch=8, steps=4)
+    seen = []
+    real = train.sweep_loss
+
+    def watched(model, batch):
+        loss = real(model, batch)
+        loss.register_hook(lambda g: seen.append(torch.get_float32_matmul_precision()))
+        return loss
+    monkeypatch.setattr(train, "sweep_loss", watched)
+    train.time_grouped_vs_separate(cfg, steps=1, precision_mode="tf32")
+    train.train_sweep(cfg, [0, 4], eval_n=8, n_probe=2, progress=False, precision_mode="tf32")
+    assert len(seen) == 4 + 4 * len(cfg.groups) + 4 and set(seen) == {"high"}, seen
+
+
 def test_precision_sets_the_arithmetic_and_restores_it():
     a = torch.ones(2, 2)
     before = torch.get_float32_matmul_precision()

@@ -351,11 +351,11 @@ def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu", pr
                 t0 = time.perf_counter()
             for j, (m, o) in enumerate(zip(models, opts)):
                 tb = (b[0][j:j + 1], b[1][j:j + 1]) if split else b
-                with precision(precision_mode, device):
+                with precision(precision_mode, device):      # the backward pass too, as in train_sweep
                     loss = sweep_loss(m, tb)
-                o.zero_grad(set_to_none=True)
-                loss.backward()
-                o.step()
+                    o.zero_grad(set_to_none=True)
+                    loss.backward()
+                    o.step()
         sync()
         return (time.perf_counter() - t0) / steps
 
