@@ -49,6 +49,24 @@ def test_every_tally_in_the_prose_is_the_committed_claims_table(chapter):
     assert not wrong, f"the committed claims table has {want[0]} of {want[1]} holding; the prose says {wrong}"
 
 
+GPU_TALLY = re.compile(rf"\b({NUMBER})\s+of\s+the\s+GPU\s+run's\s+({NUMBER})\s+claims?\s+holds?", re.IGNORECASE)
+
+
+def test_every_tally_of_chapter_3_s_gpu_run_is_its_committed_claims_table():
+    """Chapter 3's GPU run (``results/gpu/``) has its own tally: "N of the GPU run's M claims hold"."""
+    claims = json.loads((ROOT / "results" / "gpu" / "transient_ridge" / "claims.json").read_text())
+    want = (sum(bool(c["holds"]) for c in claims), len(claims))
+    texts = {"book/intro.md": _intro_paragraph("transient_ridge"), "README.md": (ROOT / "README.md").read_text()}
+    pages = sorted((ROOT / "book" / "transient_ridge").glob("*.md"))
+    texts.update({str(p.relative_to(ROOT)): p.read_text() for p in pages})
+    found = {where: [tuple(map(_count, m)) for m in GPU_TALLY.findall(text)] for where, text in texts.items()}
+    for page in ("book/transient_ridge/overview.md", "book/transient_ridge/06_at_the_papers_size.nb.md"):
+        assert found[page], f"{page} gives no tally of the GPU run"
+    wrong = {where: t for where, ts in found.items() for t in ts if t != want}
+    assert not wrong, f"the GPU run's claims table has {want[0]} of {want[1]} holding; the prose says {wrong}"
+    assert GPU_TALLY.findall("5 of the GPU\nrun's 18 claims hold") == [("5", "18")]
+
+
 def test_the_tally_pattern_reads_the_book_s_phrasings():
     text = "12 of its 15 claims hold; 1 of the\nchapter's 9 claims holds; 7 of the 19\nclaims hold; One of nine claims"
     assert [tuple(map(_count, m)) for m in TALLY.findall(text)] == [(12, 15), (1, 9), (7, 19)]

@@ -478,6 +478,22 @@ def test_a_run_killed_between_the_two_renames_loses_nothing(tmp_path):
     assert not list(tmp_path.glob(".demo.*"))
 
 
+def test_chapter_3_s_committed_gpu_run_is_judged_by_the_current_claims():
+    """``results/gpu/``: the GPU call's whole output folder, its run judged like the chapter's main run."""
+    from helpers.transient_ridge import claims, gpu_store
+    store = gpu_store()
+    run = store.read_run()
+    assert run["chapter"] == "transient_ridge" and run["mode"] == "full" and "H200" in run["device"]
+    judged = claims.evaluate(store.load_json("metrics.json"))
+    assert [c.to_dict() for c in judged] == store.load_json("claims.json"), (
+        "results/gpu/transient_ridge/claims.json is stale: "
+        "run python -m helpers.transient_ridge --claims-only --out results/gpu")
+    root = store.dir.parent
+    for name in ("device.json", "bench.json", "precision.json", "log.txt", "bench/eager.json"):
+        assert (root / name).is_file(), name
+    assert json.loads((root / "device.json").read_text())["device"] == run["device"]
+
+
 @pytest.mark.parametrize("chapter", ["tree_cot", "multistep_gd", "transient_ridge", "one_lens"])
 def test_committed_verdicts_are_what_the_current_claims_say(chapter):
     """The committed claims.json is what the chapter's current claims make of its committed metrics:

@@ -666,3 +666,12 @@ def test_claims_need_every_seed_and_enough_evidence(smoke_store):
     assert sorted(_verdicts(m)) == ["bayes_each_optimal", "dmmse_tends_to_ridge", "infinite_M_learns_ridge",
                                     "low_M_straight_to_dmmse", "t_crit_grows", "task_diversity_threshold",
                                     "transient_ridge"]
+
+
+def test_first_seed_keeps_one_column_per_M():
+    log = {"groups": [[1, 0], [1, 1], ["inf", 0], ["inf", 1]], "step": [0, 10],
+           "ood": [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]], "summary": ["a", "b", "c", "d"], "n_ood": 64}
+    one = train.first_seed(log)
+    assert one["ood"] == [[1.0, 3.0], [5.0, 7.0]] and one["summary"] == ["a", "c"]
+    assert one["groups"] == [[1, 0], ["inf", 0]] and one["step"] == [0, 10] and one["n_ood"] == 64
+    assert log["ood"][0] == [1.0, 2.0, 3.0, 4.0]                     # the run's own metrics are left as they were

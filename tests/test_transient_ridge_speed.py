@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from helpers.results import git_commit
 from helpers.training import NonFiniteLossError
 from helpers.transient_ridge import GroupedTransformer, ModelConfig, SweepConfig, TaskPool, bench, claims, train
 from helpers.transient_ridge.data import sample_groups
@@ -182,6 +183,7 @@ def test_bench_command_and_gpu_script_at_smoke_size(tmp_path, capsys):
     assert bench.main(["--mode", "smoke", "--steps", "1", "--no-separate", "--json", str(tmp_path / "b.json")]) == 0
     record = json.loads((tmp_path / "b.json").read_text())
     row = record["rows"][0]
+    assert record["git_commit"] == git_commit()[0]                    # which code was timed
     assert row["grouped_ms_per_step"] > 0 and row["achieved_tflops"] > 0
     assert row["projected_seconds"]["sweep"] == pytest.approx(train.sizes("smoke").steps
                                                               * row["grouped_ms_per_step"] / 1e3)

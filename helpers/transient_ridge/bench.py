@@ -17,6 +17,7 @@ import json
 import sys
 
 from ..device import device_name, pick_device
+from ..results import git_commit
 from .models import forward_flops
 from .train import PRECISIONS, SCALES, Sizes, sizes, time_grouped_vs_separate
 
@@ -63,8 +64,9 @@ def bench(mode: str = "full", scale: str | None = None, steps: int = 20, precisi
                      "achieved_tflops": achieved,
                      "projected_seconds": projected_seconds(S, t["grouped_s_per_step"], achieved,
                                                             single if single == single else 0.0)})
-    return {"device": device_name(device), "mode": mode, "scale": scale, "groups": len(cfg.groups),
-            "flops_per_step": S.flops_per_step(), "steps_timed": steps, "rows": rows}
+    commit, dirty = git_commit()
+    return {"device": device_name(device), "git_commit": commit, "git_dirty": dirty, "mode": mode, "scale": scale,
+            "groups": len(cfg.groups), "flops_per_step": S.flops_per_step(), "steps_timed": steps, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:

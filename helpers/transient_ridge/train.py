@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..checks import check_int
 from ..device import device_name, pick_device, seed_everything
 from ..modes import by_mode, get_mode, show_progress
-from ..results import ResultStore, RunOutput, output_root
+from ..results import ResultStore, RunOutput, output_root, repo_root
 from ..seeds import derive_seed, torch_generator
 from ..training import NonFiniteLossError, checkpoint_schedule
 from .analysis import (
@@ -556,6 +556,21 @@ def pca_groups(groups) -> list[int]:
     return [g for g, (_, s) in enumerate(groups) if s == first]
 
 
+def first_seed(log: dict) -> dict:
+    """A run's sweep (or curriculum) metrics restricted to the first seed of every M (the groups of
+    :func:`pca_groups`): per-checkpoint lists (n_checkpoints, G) and per-group lists (G) cut to
+    those columns, the rest as it was — one curve per M for the figures."""
+    idx = pca_groups(log["groups"])
+    out = dict(log)
+    for k in ("ood", "id", "d_ridge", "d_dmmse"):
+        if k in log:
+            out[k] = [[row[g] for g in idx] for row in log[k]]
+    for k in ("groups", "summary", "ood_dmmse_loss", "id_ridge_loss", "id_dmmse_loss", "d_bayes", "d_zero_ridge"):
+        if k in log:
+            out[k] = [log[k][g] for g in idx]
+    return out
+
+
 def feature_groups(groups, n_stored: int) -> list[int]:
     """The sweep group of each column of a run's stored probe features (``arrays["features"]``,
     (n_checkpoints, n_stored, P·K)): the groups of :func:`pca_groups`, or every group for runs
@@ -738,6 +753,31 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
     metrics["seconds"]["total"] = time.perf_counter() - t0
     extra["complete"] = extra["stopped_by"] is None and "skipped" not in extra
     return emit("done")
+
+
+GPU_RESULTS = "results/gpu"   # the committed GPU run: the folder python -m helpers.transient_ridge.gpu --out wrote
+
+
+def gpu_store() -> ResultStore:
+    """The committed run of the GPU configuration (``results/gpu/transient_ridge/``), beside the
+    chapter's main run; ``results/gpu/`` also holds the device call's ``device.json``,
+    ``bench.json``, ``precision.json``, ``log.txt`` and the later benchmarks in ``bench/``."""
+    return store(repo_root() / GPU_RESULTS)
+
+
+def load_gpu(mode: str | None = None) -> ResultStore:
+    """:func:`load` for the GPU configuration: in smoke mode a fresh smoke run of its shape
+    (``scale="gpu"``, seconds), otherwise the committed GPU run (:func:`gpu_store`)."""
+    mode = get_mode() if mode is None else mode
+    if mode == "smoke":
+        from .claims import evaluate
+        out = store(output_root("smoke") / "gpu")
+        run = full_run("smoke", progress=False, scale="gpu")
+        out.save_run(run, evaluate(run.metrics), mode="smoke")
+        return out
+    out = gpu_store()
+    out.read_run()
+    return out
 
 
 def load(mode: str | None = None) -> ResultStore:
