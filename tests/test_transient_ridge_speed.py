@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import tarfile
 
 import pytest
@@ -198,3 +199,15 @@ def test_bench_command_and_gpu_script_at_smoke_size(tmp_path, capsys):
     for f in ("device.json", "bench.json", "precision.json", "log.txt", "transient_ridge/run.json",
               "transient_ridge/claims.json", "transient_ridge/metrics.json"):
         assert f"run/{f}" in names, f
+
+
+def test_the_gpu_call_s_checks_report_each_exit_status(tmp_path, monkeypatch):
+    from helpers.transient_ridge import gpu
+    quick = {"ok": "pass", "broken": "import sys; sys.exit(3)", "slow": "import time; time.sleep(60)"}
+    monkeypatch.setattr(gpu, "chapter_command", lambda ch, out: [sys.executable, "-c", quick[ch]])
+    result = gpu.run_checks(tmp_path, tests=("tests/test_device.py",), chapters=tuple(quick), timeout=20)
+    assert result["unit tests"]["exit"] == 0 and "passed" in (tmp_path / "checks" / "pytest.log").read_text()
+    assert [result[f"smoke {ch}"]["exit"] for ch in quick] == [0, 3, None]     # None: stopped at the time limit
+    assert result["smoke slow"]["seconds"] < 40
+    assert {p.name for p in (tmp_path / "checks").iterdir()} == {"pytest.log", "smoke-ok.log", "smoke-broken.log",
+                                                                "smoke-slow.log"}

@@ -11,9 +11,19 @@ For a machine with PyTorch and a GPU (no Jupyter needed). In one output folder i
   arrays, final weights), written as it goes, so a run stopped by ``--max-minutes`` or by the
   machine still leaves a complete, smaller result;
 - ``log.txt`` — everything printed;
+- with ``--checks``, first: ``checks.json`` and ``checks/`` — the unit tests that take a device
+  (:data:`DEVICE_TESTS`, on the GPU) and every chapter's smoke pipeline (:data:`CHAPTERS`; the
+  chapters other than this one train on the CPU, on spare cores), their logs and exit statuses;
 
-and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Copy ``transient_ridge/`` into
-``results/`` to publish it.
+and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Publish it by replacing
+``results/gpu/`` with the folder (chapter 3's page 6 shows it); copy its ``transient_ridge/``
+into ``results/`` to make it the chapter's main run.
+
+On a GPU machine with a copy of the repository but no git history, name the commit
+(``BOOK_GIT_COMMIT=…``, see :func:`helpers.results.git_commit`) and install the package first
+(``pip install --no-deps --no-build-isolation -e .``), then::
+
+    python -m helpers.transient_ridge.gpu --checks --out run-gpu --max-minutes 6
 The LLC cross-check needs ``devinterp`` (``pip install devinterp==1.3.2``, or from wheels carried
 along with ``pip install --no-index --find-links WHEELS devinterp``); without it the run notes the
 cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` re-judges later.
@@ -26,7 +36,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import platform
+import subprocess
 import sys
 import tarfile
 import time
@@ -36,9 +48,52 @@ import torch
 
 from ..cli import minutes
 from ..device import device_name, pick_device
+from ..results import repo_root
 from . import bench
 from .__main__ import main as run_main
 from .train import PRECISIONS, precision_check, sizes
+
+DEVICE_TESTS = ("tests/test_device.py", "tests/test_training.py", "tests/test_results.py",
+                "tests/test_transient_ridge.py", "tests/test_transient_ridge_model.py",
+                "tests/test_transient_ridge_speed.py", "tests/test_transient_ridge_analysis.py")
+CHAPTERS = ("tree_cot", "multistep_gd", "one_lens", "transient_ridge")
+
+
+def chapter_command(chapter: str, out: Path) -> list[str]:
+    """The smoke pipeline of ``chapter``, writing under ``out``."""
+    return [sys.executable, "-m", f"helpers.{chapter}", "--mode", "smoke", "--no-progress", "--out", str(out)]
+
+
+def run_checks(out: Path, tests=DEVICE_TESTS, chapters=CHAPTERS, timeout: float = 240.0) -> dict:
+    """Run the unit tests ``tests`` (pytest, on this machine's device) while every chapter's smoke
+    pipeline runs beside them (two CPU threads each); logs in ``out/checks/``. Returns, per check,
+    its exit status (``None``: stopped after ``timeout`` seconds) and its seconds."""
+    logs = out / "checks"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    jobs = {}
+    for ch in chapters:
+        log = open(logs / f"smoke-{ch}.log", "w")
+        jobs[f"smoke {ch}"] = (subprocess.Popen(chapter_command(ch, logs / "smoke"), stdout=log,
+                                                stderr=subprocess.STDOUT, cwd=repo_root(), env=env),
+                               log, time.perf_counter())
+    if tests:
+        log = open(logs / "pytest.log", "w")
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
+        jobs["unit tests"] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=repo_root(),
+                                               env={**env, "OMP_NUM_THREADS": "4"}), log, time.perf_counter())
+    deadline = time.perf_counter() + timeout
+    result = {}
+    for name, (proc, log, started) in jobs.items():
+        try:
+            code = proc.wait(timeout=max(deadline - time.perf_counter(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            code = None
+        log.close()
+        result[name] = {"exit": code, "seconds": round(time.perf_counter() - started, 1)}
+    return result
 
 
 class _Tee:
@@ -69,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="steps of the precision check's small sweep (default: 300, smoke: 20)")
     parser.add_argument("--archive", default=None, metavar="PATH",
                         help="where to pack the folder (default: DIR.tar.gz)")
+    parser.add_argument("--checks", action="store_true",
+                        help="first run the unit tests that take a device and every chapter's smoke pipeline")
     args = parser.parse_args(argv)
     if args.bench_steps < 1:
         parser.error(f"--bench-steps must be >= 1; got {args.bench_steps}")
@@ -83,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                 "python": platform.python_version()}
         (out / "device.json").write_text(json.dumps(info, indent=1) + "\n")
         print(json.dumps(info))
+        if args.checks:
+            checks = run_checks(out)
+            (out / "checks.json").write_text(json.dumps(checks, indent=1) + "\n")
+            for name, r in checks.items():
+                print(f"{name}: exit {r['exit']} in {r['seconds']:.0f} s")
         try:
             record = bench.bench(args.mode, "gpu", args.bench_steps, tuple(args.precisions))
             (out / "bench.json").write_text(json.dumps(record, indent=1, default=float) + "\n")

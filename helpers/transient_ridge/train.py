@@ -471,12 +471,15 @@ CPU = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp
             llc=LLCConfig(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200, num_burnin=100),
             llc_batch=256, timing_steps=20, keep_final=(2, 16, INF))
 # The paper's task (D = 8, K = 16, σ² = 0.125) for one GPU: 13 task counts × 3 seeds, 0.40M parameters per model.
+# TF32 and torch.compile: on an H200 the benchmark's grouped step took 13.0 ms in TF32 eagerly, 10.1 ms compiled
+# (20.5 ms in float32), and TF32's curves stayed within 4.2% of float32's (results/gpu/). The committed GPU run
+# predates compile=True: it ran eagerly.
 GPU = Sizes(model=ModelConfig(D=8, K=16, d_model=128, n_layers=2, n_heads=4, d_mlp=512),
             Ms=(1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 1024, INF), seeds=(0, 1, 2), sigma2=0.125, batch=128,
             lr=1e-3, steps=20_000, decay=0.2, ckpt_every=250, ckpt_log=40, eval_n=4096, n_probe=128,
             curriculum_Ms=(32, 1024, INF), curriculum_stages=(8, 32, 128, INF), llc_M=32, n_snapshots=10,
             llc=LLCConfig(lr=3e-4, nbeta=60.0, localization=100.0, num_chains=4, num_draws=200, num_burnin=100),
-            llc_batch=256, timing_steps=20, keep_final=(2, 32, INF), precision="tf32")
+            llc_batch=256, timing_steps=20, keep_final=(2, 32, INF), precision="tf32", compile=True)
 SMOKE = dataclasses.replace(
     CPU, model=ModelConfig(D=4, K=8, d_model=16, n_layers=1, n_heads=2, d_mlp=32), Ms=(1, 4, 16, INF), batch=32,
     steps=40, ckpt_every=10, ckpt_log=4, eval_n=64, n_probe=32, curriculum_Ms=(16, INF), n_snapshots=3,
