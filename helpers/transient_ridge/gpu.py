@@ -84,16 +84,20 @@ def run_checks(out: Path, tests=DEVICE_TESTS, chapters=CHAPTERS, timeout: float 
                                                env={**env, "OMP_NUM_THREADS": "4"}), log, time.perf_counter())
     deadline = time.perf_counter() + timeout
     result = {}
-    for name, (proc, log, started) in jobs.items():
-        try:
-            code = proc.wait(timeout=max(deadline - time.perf_counter(), 0.1))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            code = None
-        log.close()
-        result[name] = {"exit": code, "seconds": round(time.perf_counter() - started, 1)}
-    return result
+    while len(result) < len(jobs):
+        for name, (proc, log, started) in jobs.items():
+            if name in result:
+                continue
+            code = proc.poll()
+            if code is None and time.perf_counter() < deadline:
+                continue
+            if code is None:                                # past the time limit
+                proc.kill()
+                proc.wait()
+            log.close()
+            result[name] = {"exit": code, "seconds": round(time.perf_counter() - started, 1)}
+        time.sleep(0.1)
+    return {name: result[name] for name in jobs}
 
 
 class _Tee:
