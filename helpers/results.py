@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -143,19 +144,22 @@ def git_commit(root: Path | None = None) -> tuple[str, bool | None]:
     ``BOOK_GIT_COMMIT`` (7–40 hex digits), which then wins over git; whether that copy was
     changed is then unknown (``None``)."""
     named = os.environ.get("BOOK_GIT_COMMIT")
-    if named is not None:
-        if not re.fullmatch(r"[0-9a-f]{7,40}", named):
-            raise ValueError(f"BOOK_GIT_COMMIT must be a commit hash of 7 to 40 hex digits; got {named!r}")
-        return named, None
+    if named is not None and not re.fullmatch(r"[0-9a-f]{7,40}", named):
+        raise ValueError(f"BOOK_GIT_COMMIT must be a commit hash of 7 to 40 hex digits; got {named!r}")
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root or repo_root(), capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                                                  ":(exclude)results"))
+        head = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"))
     except (OSError, subprocess.SubprocessError):
-        return "unknown", None
+        head, dirty = "unknown", None
+    if named is None or head.startswith(named):                 # the checkout itself says more (dirty or not)
+        return head, dirty
+    if head != "unknown":
+        warnings.warn(f"BOOK_GIT_COMMIT={named} is not the checkout's HEAD ({head[:12]}); recording {named}")
+    return named, None
 
 
 def _now() -> str:

@@ -65,6 +65,11 @@ def test_every_tally_of_chapter_3_s_gpu_run_is_its_committed_claims_table():
     wrong = {where: t for where, ts in found.items() for t in ts if t != want}
     assert not wrong, f"the GPU run's claims table has {want[0]} of {want[1]} holding; the prose says {wrong}"
     assert GPU_TALLY.findall("5 of the GPU\nrun's 18 claims hold") == [("5", "18")]
+    # and where the GPU run's page sets the CPU run beside it: "N of the CPU run's M"
+    cpu = _tally("transient_ridge")
+    said = [tuple(map(_count, m)) for m in re.findall(rf"\b({NUMBER}) of the CPU run's ({NUMBER})\b",
+                                                      texts["book/transient_ridge/06_at_the_papers_size.nb.md"])]
+    assert said and set(said) == {cpu}, (said, cpu)
 
 
 def test_the_tally_pattern_reads_the_book_s_phrasings():

@@ -118,7 +118,12 @@ def test_git_commit_outside_a_repository(tmp_path, monkeypatch):
     assert results.git_commit(tmp_path) == ("unknown", None)
     monkeypatch.setenv("BOOK_GIT_COMMIT", "74584c4")            # a copy without .git names its commit
     assert results.git_commit(tmp_path) == ("74584c4", None)
-    assert results.git_commit() == ("74584c4", None)            # and wins over a .git that may not be its own
+    with pytest.warns(UserWarning, match="is not the checkout's HEAD"):   # and wins over a .git not its own
+        assert results.git_commit() == ("74584c4", None)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                          cwd=results.repo_root()).stdout.strip()
+    monkeypatch.setenv("BOOK_GIT_COMMIT", head[:10])            # the checkout's own commit: git says more
+    assert results.git_commit()[0] == head
     for bad in ("", "main", "74584c4; rm", "G" * 40):
         monkeypatch.setenv("BOOK_GIT_COMMIT", bad)
         with pytest.raises(ValueError, match="BOOK_GIT_COMMIT must be a commit hash"):

@@ -62,8 +62,8 @@ def bench(mode: str = "full", scale: str | None = None, steps: int = 20, precisi
                      "separate_ms_per_step": 1e3 * t["separate_s_per_step"] if separate else None,
                      "speedup": t["speedup"] if separate else None,
                      "achieved_tflops": achieved,
-                     "projected_seconds": projected_seconds(S, t["grouped_s_per_step"], achieved,
-                                                            single if single == single else 0.0)})
+                     # without the one-by-one timing the stages that step single models are unknown (NaN)
+                     "projected_seconds": projected_seconds(S, t["grouped_s_per_step"], achieved, single)})
     commit, dirty = git_commit()
     return {"device": device_name(device), "git_commit": commit, "git_dirty": dirty, "mode": mode, "scale": scale,
             "groups": len(cfg.groups), "flops_per_step": S.flops_per_step(), "steps_timed": steps, "rows": rows}

@@ -5,15 +5,17 @@ For a machine with PyTorch and a GPU (no Jupyter needed). In one output folder i
 - ``device.json`` — the device, torch and CUDA versions;
 - ``bench.json`` — :mod:`~helpers.transient_ridge.bench` at the run's sizes (ms/step, TFLOP/s,
   fp32 / tf32 / bf16, grouped against one by one) and the projected time of the run;
-- ``precision.json`` — :func:`~.train.precision_check`: a small sweep's OOD curves in fp32, tf32
-  and bf16 on this device, and how far each departs from fp32's;
+- ``precision.json`` — :func:`~.train.precision_check`: the OOD curves of a short sweep of the
+  run's own model (:data:`CHECK_MS`, one seed, ``--check-steps``) in fp32, tf32 and bf16 on this
+  device, and how far each departs from fp32's;
 - ``transient_ridge/`` — the full run's results (``metrics.json``, ``claims.json``, ``run.json``,
   arrays, final weights), written as it goes, so a run stopped by ``--max-minutes`` or by the
   machine still leaves a complete, smaller result;
 - ``log.txt`` — everything printed;
 - with ``--checks``, first: ``checks.json`` and ``checks/`` — the unit tests that take a device
   (:data:`DEVICE_TESTS`, on the GPU) and every chapter's smoke pipeline (:data:`CHAPTERS`; the
-  chapters other than this one train on the CPU, on spare cores), their logs and exit statuses;
+  chapters other than this one train on the CPU, on spare cores), their logs and exit statuses
+  (at most ``--checks-minutes``); the command's exit status is 1 if one of them failed;
 
 and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Publish it by replacing
 ``results/gpu/`` with the folder (chapter 3's page 6 shows it); copy its ``transient_ridge/``
@@ -23,7 +25,7 @@ On a GPU machine with a copy of the repository but no git history, name the comm
 (``BOOK_GIT_COMMIT=…``, see :func:`helpers.results.git_commit`) and install the package first
 (``pip install --no-deps --no-build-isolation -e .``), then::
 
-    python -m helpers.transient_ridge.gpu --checks --out run-gpu --max-minutes 6
+    python -m helpers.transient_ridge.gpu --checks --out run-gpu --max-minutes 7
 The LLC cross-check needs ``devinterp`` (``pip install devinterp==1.3.2``, or from wheels carried
 along with ``pip install --no-index --find-links WHEELS devinterp``); without it the run notes the
 cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` re-judges later.
@@ -36,8 +38,10 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tarfile
@@ -57,6 +61,7 @@ DEVICE_TESTS = ("tests/test_device.py", "tests/test_training.py", "tests/test_re
                 "tests/test_transient_ridge.py", "tests/test_transient_ridge_model.py",
                 "tests/test_transient_ridge_speed.py", "tests/test_transient_ridge_analysis.py")
 CHAPTERS = ("tree_cot", "multistep_gd", "one_lens", "transient_ridge")
+CHECK_MS = (1, 4, 16, math.inf)   # the precision check's task counts: memorising, the partial dips, ridge
 
 
 def chapter_command(chapter: str, out: Path) -> list[str]:
@@ -71,33 +76,35 @@ def run_checks(out: Path, tests=DEVICE_TESTS, chapters=CHAPTERS, timeout: float 
     logs = out / "checks"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
-    jobs = {}
-    for ch in chapters:
-        log = open(logs / f"smoke-{ch}.log", "w")
-        jobs[f"smoke {ch}"] = (subprocess.Popen(chapter_command(ch, logs / "smoke"), stdout=log,
-                                                stderr=subprocess.STDOUT, cwd=repo_root(), env=env),
-                               log, time.perf_counter())
+    commands = {f"smoke {ch}": (chapter_command(ch, logs / "smoke"), f"smoke-{ch}.log", env) for ch in chapters}
     if tests:
-        log = open(logs / "pytest.log", "w")
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
-        jobs["unit tests"] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=repo_root(),
-                                               env={**env, "OMP_NUM_THREADS": "4"}), log, time.perf_counter())
-    deadline = time.perf_counter() + timeout
+        commands["unit tests"] = ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                                   *tests], "pytest.log", {**env, "OMP_NUM_THREADS": "4"})
     result = {}
-    while len(result) < len(jobs):
-        for name, (proc, log, started) in jobs.items():
-            if name in result:
-                continue
-            code = proc.poll()
-            if code is None and time.perf_counter() < deadline:
-                continue
-            if code is None:                                # past the time limit
-                proc.kill()
-                proc.wait()
-            log.close()
-            result[name] = {"exit": code, "seconds": round(time.perf_counter() - started, 1)}
-        time.sleep(0.1)
-    return {name: result[name] for name in jobs}
+    with contextlib.ExitStack() as stack:
+        jobs = {}
+        for name, (cmd, log_name, job_env) in commands.items():
+            log = stack.enter_context(open(logs / log_name, "w"))
+            # a session of its own, so that a check stopped at the time limit goes with everything it started
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=repo_root(), env=job_env,
+                                    start_new_session=True)
+            stack.callback(_stop, proc)
+            jobs[name] = (proc, time.perf_counter())
+        deadline = time.perf_counter() + timeout
+        while len(result) < len(jobs):
+            for name, (proc, started) in jobs.items():
+                if name not in result and (proc.poll() is not None or time.perf_counter() >= deadline):
+                    result[name] = {"exit": proc.poll(), "seconds": round(time.perf_counter() - started, 1)}
+            time.sleep(0.1)
+    return {name: result[name] for name in commands}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End ``proc`` and every process it started (its session), if it is still running."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 class _Tee:
@@ -120,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (packed into DIR.tar.gz)")
     parser.add_argument("--mode", choices=("smoke", "full"), default="full")
     parser.add_argument("--max-minutes", type=minutes, default=7.0, metavar="N",
-                        help="the full run's time limit (default 7); the benchmark comes on top")
+                        help="the full run's time limit (default 7); the checks, the benchmark and the "
+                             "precision check come on top")
     parser.add_argument("--bench-steps", type=int, default=20, metavar="S")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                         help="arithmetics to benchmark and to check against fp32 (default: all)")
@@ -130,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to pack the folder (default: DIR.tar.gz)")
     parser.add_argument("--checks", action="store_true",
                         help="first run the unit tests that take a device and every chapter's smoke pipeline")
+    parser.add_argument("--checks-minutes", type=minutes, default=4.0, metavar="N",
+                        help="with --checks: stop the checks still running after N minutes (default 4)")
     args = parser.parse_args(argv)
     if args.bench_steps < 1:
         parser.error(f"--bench-steps must be >= 1; got {args.bench_steps}")
@@ -144,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                 "python": platform.python_version()}
         (out / "device.json").write_text(json.dumps(info, indent=1) + "\n")
         print(json.dumps(info))
+        failed = False
         if args.checks:
-            checks = run_checks(out)
+            checks = run_checks(out, timeout=60 * args.checks_minutes)
+            failed = any(r["exit"] != 0 for r in checks.values())
             (out / "checks.json").write_text(json.dumps(checks, indent=1) + "\n")
             for name, r in checks.items():
                 print(f"{name}: exit {r['exit']} in {r['seconds']:.0f} s")
@@ -159,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:                      # the run matters more than its benchmark
             print(f"benchmark failed: {type(e).__name__}: {e}")
         try:
-            S = sizes("smoke", "gpu")
+            S = sizes(args.mode, "gpu")
             n = args.check_steps or (300 if args.mode == "full" else 20)
-            small = dataclasses.replace(S.sweep_config(), steps=n)
+            small = dataclasses.replace(S.sweep_config(CHECK_MS), seeds=S.seeds[:1], steps=n)
             check = precision_check(small, list(range(0, n + 1, n // 5)), [p for p in args.precisions if p != "fp32"],
                                     device=device, eval_n=512 if args.mode == "full" else 64)
             (out / "precision.json").write_text(json.dumps(check) + "\n")
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(out, arcname=out.name)
     print(f"packed {archive} ({archive.stat().st_size / 2**20:.1f} MiB)")
-    return code
+    return code or int(failed)
 
 
 if __name__ == "__main__":
