@@ -85,6 +85,12 @@ def test_run_json_has_every_provenance_field(tmp_path):
     assert store.read_run()["device"] == "cpu"
 
 
+@pytest.fixture(autouse=True)
+def _no_named_commit(monkeypatch):
+    """These tests read git itself: a commit named for a copy (BOOK_GIT_COMMIT, as on a GPU machine) would win."""
+    monkeypatch.delenv("BOOK_GIT_COMMIT", raising=False)
+
+
 def test_run_json_records_the_git_commit(tmp_path):
     expected = subprocess.run(["git", "rev-parse", "HEAD"], cwd=results.repo_root(), capture_output=True, text=True)
     commit, dirty = results.git_commit()

@@ -205,9 +205,10 @@ def test_the_gpu_call_s_checks_report_each_exit_status(tmp_path, monkeypatch):
     from helpers.transient_ridge import gpu
     quick = {"ok": "pass", "broken": "import sys; sys.exit(3)", "slow": "import time; time.sleep(60)"}
     monkeypatch.setattr(gpu, "chapter_command", lambda ch, out: [sys.executable, "-c", quick[ch]])
-    result = gpu.run_checks(tmp_path, tests=("tests/test_device.py",), chapters=tuple(quick), timeout=20)
-    assert result["unit tests"]["exit"] == 0 and "passed" in (tmp_path / "checks" / "pytest.log").read_text()
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    result = gpu.run_checks(tmp_path, tests=(str(tmp_path / "test_ok.py"),), chapters=tuple(quick), timeout=6)
+    assert result["unit tests"]["exit"] == 0 and "1 passed" in (tmp_path / "checks" / "pytest.log").read_text()
     assert [result[f"smoke {ch}"]["exit"] for ch in quick] == [0, 3, None]     # None: stopped at the time limit
-    assert result["smoke slow"]["seconds"] < 40 and result["smoke broken"]["seconds"] < result["smoke slow"]["seconds"]
+    assert result["smoke slow"]["seconds"] < 30 and result["smoke broken"]["seconds"] < result["smoke slow"]["seconds"]
     assert {p.name for p in (tmp_path / "checks").iterdir()} == {"pytest.log", "smoke-ok.log", "smoke-broken.log",
                                                                 "smoke-slow.log"}
