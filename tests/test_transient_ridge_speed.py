@@ -212,3 +212,14 @@ def test_the_gpu_call_s_checks_report_each_exit_status(tmp_path, monkeypatch):
     assert result["smoke slow"]["seconds"] < 30 and result["smoke broken"]["seconds"] < result["smoke slow"]["seconds"]
     assert {p.name for p in (tmp_path / "checks").iterdir()} == {"pytest.log", "smoke-ok.log", "smoke-broken.log",
                                                                 "smoke-slow.log"}
+
+
+def test_bf16_training_steps_on_the_current_weights():
+    """autocast keeps its bf16 copies of the weights until its block ends: one block around the whole
+    training loop (as the sweep once had) ran every step's forward pass on the first step's weights."""
+    cfg = SweepConfig(Ms=(1,), model=TINY, batch=16, lr=3e-3, steps=150)
+    logs = {p: train.train_sweep(cfg, [0, 150], eval_n=64, n_probe=2, progress=False, precision_mode=p)[1]
+            for p in ("fp32", "bf16")}
+    start, fp32, bf16 = logs["fp32"]["id"][0][0], logs["fp32"]["id"][-1][0], logs["bf16"]["id"][-1][0]
+    assert fp32 < 0.5 * start                                   # it learns in float32 …
+    assert abs(bf16 - fp32) < 0.1 * fp32, (start, fp32, bf16)   # … and as well in bf16

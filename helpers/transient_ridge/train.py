@@ -278,30 +278,32 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
                disable=not (progress if progress is not None else show_progress()))
     done = 0
     model.train()
-    with precision(precision_mode, device):
-        for step in range(cfg.steps):
+    for step in range(cfg.steps):
+        # one precision block per step: autocast keeps its bf16 copies of the weights until its block
+        # ends, so a block around the whole loop would run every forward pass on the first step's weights
+        with precision(precision_mode, device):
             loss = sweep_loss(forward, draw(step))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
-            running += loss.detach()
-            done = step + 1
-            if done % check_every == 0 or done in ckset or done == cfg.steps:
-                mean = running.item() / (done - last) / G          # the one host synchronisation
-                if not math.isfinite(mean):
-                    raise NonFiniteLossError(f"the sweep's loss became {mean} between steps {last} and {done} (of "
-                                             f"{cfg.steps}); try a smaller lr (now {cfg.lr}) or precision='fp32'")
-                bar.update(done - last)
-                bar.set_postfix(loss=f"{mean:.4g}", refresh=False)
-                running.zero_()
-                last = done
-            if done in ckset:
-                with precision("fp32", device):
-                    checkpoint(done)
-                if deadline is not None and time.monotonic() >= deadline and done < cfg.steps:
-                    log["stopped_at"] = done
-                    break
+        sched.step()
+        running += loss.detach()
+        done = step + 1
+        if done % check_every == 0 or done in ckset or done == cfg.steps:
+            mean = running.item() / (done - last) / G          # the one host synchronisation
+            if not math.isfinite(mean):
+                raise NonFiniteLossError(f"the sweep's loss became {mean} between steps {last} and {done} (of "
+                                         f"{cfg.steps}); try a smaller lr (now {cfg.lr}) or precision='fp32'")
+            bar.update(done - last)
+            bar.set_postfix(loss=f"{mean:.4g}", refresh=False)
+            running.zero_()
+            last = done
+        if done in ckset:
+            with precision("fp32", device):
+                checkpoint(done)
+            if deadline is not None and time.monotonic() >= deadline and done < cfg.steps:
+                log["stopped_at"] = done
+                break
     bar.close()
     log["steps_done"] = done
     log["seconds"] = time.perf_counter() - t0
