@@ -181,7 +181,9 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 @contextlib.contextmanager
 def precision(mode: str, device="cpu"):
     """Arithmetic for training steps: ``"fp32"`` (exact float32), ``"tf32"`` (float32 matmuls on
-    TensorFloat-32 cores where the GPU has them) or ``"bf16"`` (autocast to bfloat16)."""
+    TensorFloat-32 cores where the GPU has them) or ``"bf16"`` (autocast to bfloat16). Open one
+    block per optimiser step (forward, backward, step): autocast keeps its bf16 copies of the
+    weights until its block ends, so a block spanning several steps trains on stale weights."""
     if mode not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {mode!r}")
     before = torch.get_float32_matmul_precision()
