@@ -213,7 +213,7 @@ class RunOutput:
 
 
 class ResultStore:
-    """The results folder of one chapter, ``<root>/<chapter>/``.
+    """The results folder of one chapter's run, ``<root>/<chapter>/`` (or ``<root>/<folder>/``).
 
     Args:
         chapter: the chapter's folder name (``'tree_cot'``, …).
@@ -223,12 +223,16 @@ class ResultStore:
         command: how to recreate them, in words, with any command in backticks (exactly one of
             the two).
         root: the folder holding the chapter folders (default: the repository's ``results/``).
+        folder: the folder's name when it is not the chapter's, for a second run of one chapter
+            (e.g. ``'transient_ridge_gpu'``); its ``run.json`` still names ``chapter``.
     """
 
     def __init__(self, chapter: str, *, schema: int, module: str | None = None, command: str | None = None,
-                 root: str | os.PathLike | None = None):
+                 root: str | os.PathLike | None = None, folder: str | None = None):
         if not isinstance(chapter, str) or not chapter or "/" in chapter:
             raise ValueError(f"chapter must be a folder name like 'tree_cot'; got {chapter!r}")
+        if folder is not None and (not isinstance(folder, str) or not folder or "/" in folder):
+            raise ValueError(f"folder must be a folder name like 'transient_ridge_gpu' or None; got {folder!r}")
         if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
             raise ValueError(f"schema must be an int >= 1; got {schema!r}")
         if (module is None) == (command is None):
@@ -237,7 +241,7 @@ class ResultStore:
         self.chapter, self.schema, self.module = chapter, schema, module
         self.command = command if command is not None else f"`python -m {module} --mode full`"
         self.root = Path(root) if root is not None else repo_root() / "results"
-        self.dir = self.root / chapter
+        self.dir = self.root / (folder or chapter)
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -303,10 +307,10 @@ class ResultStore:
         (:meth:`recover`)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.recover()
-        for leftover in self.root.glob(f".{self.chapter}.staging-*"):
+        for leftover in self.root.glob(f".{self.dir.name}.staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         staging = copy.copy(self)
-        staging.dir = self.root / f".{self.chapter}.staging-{os.getpid()}"
+        staging.dir = self.root / f".{self.dir.name}.staging-{os.getpid()}"
         staging.dir.mkdir()
         for name, obj in run.files.items():
             staging.save_arrays(name, obj) if name.endswith(".npz") else staging.save_torch(name, obj)
@@ -314,7 +318,7 @@ class ResultStore:
         staging.write_claims(claims)
         staging.write_run(mode=mode, device=run.device, seeds=run.seeds, seconds=run.seconds, git=run.git,
                           extra=run.extra or None)
-        old = self.root / f".{self.chapter}.old-{os.getpid()}"
+        old = self.root / f".{self.dir.name}.old-{os.getpid()}"
         if self.dir.exists():
             os.replace(self.dir, old)
         os.replace(staging.dir, self.dir)
@@ -327,7 +331,7 @@ class ResultStore:
         complete run (its ``run.json``) is put back; other such folders are removed."""
         if not self.root.is_dir():
             return
-        aside = list(self.root.glob(f".{self.chapter}.old-*"))
+        aside = list(self.root.glob(f".{self.dir.name}.old-*"))
         complete = sorted((p for p in aside if (p / "run.json").is_file()),
                           key=lambda p: (p / "run.json").stat().st_mtime)
         if complete and not self.dir.exists():

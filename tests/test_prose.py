@@ -53,8 +53,8 @@ GPU_TALLY = re.compile(rf"\b({NUMBER})\s+of\s+the\s+GPU\s+run's\s+({NUMBER})\s+c
 
 
 def test_every_tally_of_chapter_3_s_gpu_run_is_its_committed_claims_table():
-    """Chapter 3's GPU run (``results/gpu/``) has its own tally: "N of the GPU run's M claims hold"."""
-    claims = json.loads((ROOT / "results" / "gpu" / "transient_ridge" / "claims.json").read_text())
+    """Chapter 3's GPU run (``results/transient_ridge_gpu/``) has its own tally: "N of the GPU run's M claims hold"."""
+    claims = json.loads((ROOT / "results" / "transient_ridge_gpu" / "claims.json").read_text())
     want = (sum(bool(c["holds"]) for c in claims), len(claims))
     texts = {"book/intro.md": _intro_paragraph("transient_ridge"), "README.md": (ROOT / "README.md").read_text()}
     pages = sorted((ROOT / "book" / "transient_ridge").glob("*.md"))

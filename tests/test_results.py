@@ -490,16 +490,16 @@ def test_a_run_killed_between_the_two_renames_loses_nothing(tmp_path):
 
 
 def test_chapter_3_s_committed_gpu_run_is_judged_by_the_current_claims():
-    """``results/gpu/``: the GPU call's whole output folder, its run judged like the chapter's main run."""
+    """``results/transient_ridge_gpu/``: the GPU run, judged like the chapter's main run, with the rest
+    of its device call's output in ``call/``."""
     from helpers.transient_ridge import claims, gpu_store
     store = gpu_store()
     run = store.read_run()
     assert run["chapter"] == "transient_ridge" and run["mode"] == "full" and "H200" in run["device"]
     judged = claims.evaluate(store.load_json("metrics.json"))
     assert [c.to_dict() for c in judged] == store.load_json("claims.json"), (
-        "results/gpu/transient_ridge/claims.json is stale: "
-        "run python -m helpers.transient_ridge --claims-only --out results/gpu")
-    root = store.dir.parent
+        "results/transient_ridge_gpu/claims.json is stale: re-judge it as the README says")
+    root = store.path("call")
     for name in ("device.json", "bench.json", "precision.json", "log.txt", "bench/eager.json"):
         assert (root / name).is_file(), name
     assert json.loads((root / "device.json").read_text())["device"] == run["device"]
@@ -518,3 +518,13 @@ def test_committed_verdicts_are_what_the_current_claims_say(chapter):
     assert [c.to_dict() for c in judged] == stored, (
         f"results/{chapter}/claims.json is stale: run python -m helpers.{chapter} --claims-only")
     assert all(c.holds == (not c.why) for c in judged), "a claim's why must be set exactly when it fails"
+
+
+def test_a_second_run_of_a_chapter_lives_in_a_folder_of_its_own(tmp_path):
+    store = results.ResultStore("demo", schema=1, module="helpers.demo", root=tmp_path, folder="demo_gpu")
+    assert store.dir == tmp_path / "demo_gpu"
+    store.save_run(RunOutput(metrics={"acc": 1.0}, seeds=[0], device="cpu", seconds=1.0), [], mode="full")
+    assert store.read_run()["chapter"] == "demo" and not (tmp_path / "demo").exists()
+    for bad in ("", "a/b", 3):
+        with pytest.raises(ValueError, match="folder must be a folder name"):
+            results.ResultStore("demo", schema=1, module="helpers.demo", root=tmp_path, folder=bad)

@@ -57,7 +57,6 @@ from .train import (
                        grouped_from_state,
                        llc_batches,
                        load,
-                       load_gpu,
                        make_model,
                        one_M_batches,
                        sizes,
@@ -79,6 +78,6 @@ __all__ = [
     "check_dmmse", "check_sgld_step",
     "GroupedBlock", "GroupedLayerNorm", "GroupedLinear", "GroupedTransformer", "ModelConfig",
     "PAPER", "LLCConfig", "Sizes", "SweepConfig", "batch_fn", "full_run", "gpu_store", "group_losses",
-    "grouped_from_state", "llc_batches", "load", "load_gpu", "make_model", "one_M_batches", "sizes", "stack_models",
+    "grouped_from_state", "llc_batches", "load", "make_model", "one_M_batches", "sizes", "stack_models",
     "store", "sweep_loss", "time_grouped_vs_separate", "train_sweep",
 ]

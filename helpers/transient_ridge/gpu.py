@@ -17,15 +17,17 @@ For a machine with PyTorch and a GPU (no Jupyter needed). In one output folder i
   chapters other than this one train on the CPU, on spare cores), their logs and exit statuses
   (at most ``--checks-minutes``); the command's exit status is 1 if one of them failed;
 
-and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Publish it by replacing
-``results/gpu/`` with the folder (chapter 3's page 6 shows it); copy its ``transient_ridge/``
-into ``results/`` to make it the chapter's main run.
+and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Publish it as
+``results/transient_ridge_gpu/`` (:func:`~.train.gpu_store`; chapter 3's page 6 shows it): the
+output's ``transient_ridge/`` becomes that folder, the rest goes into its ``call/``. Copy its
+``transient_ridge/`` into ``results/`` instead to make it the chapter's main run.
 
 On a GPU machine with a copy of the repository but no git history, name the commit
 (``BOOK_GIT_COMMIT=…``, see :func:`helpers.results.git_commit`) and install the package first
 (``pip install --no-deps --no-build-isolation -e .``), then::
 
     python -m helpers.transient_ridge.gpu --checks --out run-gpu --max-minutes 7
+
 The LLC cross-check needs ``devinterp`` (``pip install devinterp==1.3.2``, or from wheels carried
 along with ``pip install --no-index --find-links WHEELS devinterp``); without it the run notes the
 cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` re-judges later.

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..checks import check_int
 from ..device import device_name, pick_device, seed_everything
 from ..modes import by_mode, get_mode, show_progress
-from ..results import ResultStore, RunOutput, output_root, repo_root
+from ..results import ResultStore, RunOutput, output_root
 from ..seeds import derive_seed, torch_generator
 from ..training import NonFiniteLossError, checkpoint_schedule
 from .analysis import (
@@ -205,6 +205,17 @@ def compiled(model: torch.nn.Module, enabled: bool | str):
     return torch.compile(model, dynamic=False, mode=enabled if isinstance(enabled, str) else None)
 
 
+def train_step(forward, opt: torch.optim.Optimizer, batch, precision_mode: str = "fp32", device="cpu") -> torch.Tensor:
+    """One Adam step of the sweep's loss on ``batch``, all of it (forward, backward, step) in one
+    :func:`precision` block of its own; returns the loss (on the device, not read back)."""
+    with precision(precision_mode, device):
+        loss = sweep_loss(forward, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return loss
+
+
 def compiled_or_eager(model: torch.nn.Module, compile: bool | str, batch, precision_mode: str = "fp32",
                       device="cpu"):
     """``(forward, status)``: the model through :func:`compiled`, tried once (forward and backward on
@@ -281,13 +292,7 @@ def train_sweep(cfg: SweepConfig, checkpoints, *, device="cpu", eval_n: int = 51
     done = 0
     model.train()
     for step in range(cfg.steps):
-        # one precision block per step: autocast keeps its bf16 copies of the weights until its block
-        # ends, so a block around the whole loop would run every forward pass on the first step's weights
-        with precision(precision_mode, device):
-            loss = sweep_loss(forward, draw(step))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        loss = train_step(forward, opt, draw(step), precision_mode, device)
         sched.step()
         running += loss.detach()
         done = step + 1
@@ -354,12 +359,7 @@ def time_grouped_vs_separate(cfg: SweepConfig, steps: int = 20, device="cpu", pr
                 sync()
                 t0 = time.perf_counter()
             for j, (m, o) in enumerate(zip(models, opts)):
-                tb = (b[0][j:j + 1], b[1][j:j + 1]) if split else b
-                with precision(precision_mode, device):      # the backward pass too, as in train_sweep
-                    loss = sweep_loss(m, tb)
-                    o.zero_grad(set_to_none=True)
-                    loss.backward()
-                    o.step()
+                train_step(m, o, (b[0][j:j + 1], b[1][j:j + 1]) if split else b, precision_mode, device)
         sync()
         return (time.perf_counter() - t0) / steps
 
@@ -476,8 +476,8 @@ CPU = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp
             llc_batch=256, timing_steps=20, keep_final=(2, 16, INF))
 # The paper's task (D = 8, K = 16, σ² = 0.125) for one GPU: 13 task counts × 3 seeds, 0.40M parameters per model.
 # TF32 and torch.compile: on an H200 the benchmark's grouped step took 13.0 ms in TF32 eagerly, 10.1 ms compiled
-# (20.5 ms in float32), and TF32's curves stayed within 4.2% of float32's (results/gpu/). The committed GPU run
-# predates compile=True: it ran eagerly.
+# (20.5 ms in float32), and TF32's curves stayed within 4.2% of float32's (results/transient_ridge_gpu/). The
+# committed GPU run predates compile=True: it ran eagerly.
 GPU = Sizes(model=ModelConfig(D=8, K=16, d_model=128, n_layers=2, n_heads=4, d_mlp=512),
             Ms=(1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 1024, INF), seeds=(0, 1, 2), sigma2=0.125, batch=128,
             lr=1e-3, steps=20_000, decay=0.2, ckpt_every=250, ckpt_log=40, eval_n=4096, n_probe=128,
@@ -528,13 +528,14 @@ def one_M_batches(S: Sizes, M, device="cpu"):
 
 # ------------------------------------------------------------------------------ the full run
 
-def store(root=None) -> ResultStore:
-    """The chapter's result store (default: the committed ``results/transient_ridge/``). Its
-    messages name both scales' commands: a full run without ``--scale`` is refused on a CPU."""
+def store(root=None, folder: str | None = None) -> ResultStore:
+    """The chapter's result store (default: the committed ``results/transient_ridge/``; ``folder``:
+    another folder of ``root``, see :func:`gpu_store`). Its messages name both scales' commands:
+    a full run without ``--scale`` is refused on a CPU."""
     command = ("`python -m helpers.transient_ridge --mode full --scale gpu` on a GPU, or on a CPU (a smaller "
                "configuration, about 80 minutes on 2 cores) "
                "`python -m helpers.transient_ridge --mode full --scale cpu`")
-    return ResultStore(CHAPTER, command=command, schema=SCHEMA, root=root)
+    return ResultStore(CHAPTER, command=command, schema=SCHEMA, root=root, folder=folder)
 
 
 def _curves(log: dict) -> dict:
@@ -762,41 +763,28 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
     return emit("done")
 
 
-GPU_RESULTS = "results/gpu"   # the committed GPU run: the folder python -m helpers.transient_ridge.gpu --out wrote
+GPU_FOLDER = "transient_ridge_gpu"   # results/<this>/: the committed GPU run, beside the chapter's main run
 
 
 def gpu_store() -> ResultStore:
-    """The committed run of the GPU configuration (``results/gpu/transient_ridge/``), beside the
-    chapter's main run; ``results/gpu/`` also holds the device call's ``device.json``,
-    ``bench.json``, ``precision.json``, ``log.txt`` and the later benchmarks in ``bench/``."""
-    return store(repo_root() / GPU_RESULTS)
+    """The committed run of the GPU configuration (``results/transient_ridge_gpu/``), beside the
+    chapter's main run: the ``transient_ridge/`` folder that ``python -m helpers.transient_ridge.gpu``
+    wrote, and in its ``call/`` the rest of that call's folder (``device.json``, ``bench.json``,
+    ``precision.json``, ``log.txt``) and the later benchmarks (``call/bench/``)."""
+    return store(folder=GPU_FOLDER)
 
 
-def load_gpu(mode: str | None = None) -> ResultStore:
-    """:func:`load` for the GPU configuration: in smoke mode a fresh smoke run of its shape
-    (``scale="gpu"``, seconds), otherwise the committed GPU run (:func:`gpu_store`)."""
-    mode = get_mode() if mode is None else mode
-    if mode == "smoke":
-        from .claims import evaluate
-        out = store(output_root("smoke") / "gpu")
-        run = full_run("smoke", progress=False, scale="gpu")
-        out.save_run(run, evaluate(run.metrics), mode="smoke")
-        return out
-    out = gpu_store()
-    out.read_run()
-    return out
-
-
-def load(mode: str | None = None) -> ResultStore:
+def load(mode: str | None = None, *, gpu: bool = False) -> ResultStore:
     """The results a page shows: in smoke mode a fresh smoke run (seconds, every code path; its
-    numbers mean nothing), otherwise the committed full run (``results/transient_ridge/``)."""
+    numbers mean nothing), otherwise the committed full run (``results/transient_ridge/``).
+    ``gpu``: the GPU configuration's instead (smoke: a run of its shape; otherwise :func:`gpu_store`)."""
     mode = get_mode() if mode is None else mode
     if mode == "smoke":
         from .claims import evaluate
-        out = store(output_root("smoke"))
-        run = full_run("smoke", progress=False)
+        out = store(output_root("smoke") / ("gpu" if gpu else ""))
+        run = full_run("smoke", progress=False, scale="gpu" if gpu else None)
         out.save_run(run, evaluate(run.metrics), mode="smoke")
         return out
-    out = store()
+    out = gpu_store() if gpu else store()
     out.read_run()   # a clear error naming the command if the results are missing or stale
     return out
