@@ -106,14 +106,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Tensors and arrays become lists, NumPy scalars Python numbers, NaN null, ±inf "inf"/"-inf"."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (torch.Tensor, np.ndarray)):
-        return _jsonable((obj.detach().cpu() if isinstance(obj, torch.Tensor) else obj).tolist())
+        return jsonable((obj.detach().cpu() if isinstance(obj, torch.Tensor) else obj).tolist())
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not np.isfinite(obj):
@@ -122,8 +122,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically (see :func:`_jsonable` for the conversions)."""
-    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+    """Write ``obj`` as indented JSON, atomically (see :func:`jsonable` for the conversions)."""
+    return atomic_write_text(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
@@ -189,7 +189,7 @@ def provenance(*, chapter: str, schema: int, command: str, mode: str, device: st
                   python_version=platform.python_version(), seeds=[int(s) for s in seeds],
                   seconds=round(float(seconds), 2), date=_now())
     if extra:
-        record["extra"] = _jsonable(dict(extra))
+        record["extra"] = jsonable(dict(extra))
     return record
 
 

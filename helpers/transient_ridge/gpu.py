@@ -33,6 +33,10 @@ along with ``pip install --no-index --find-links WHEELS devinterp``); without it
 cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` re-judges later.
 
 Prove it anywhere at smoke size: ``python -m helpers.transient_ridge.gpu --mode smoke --out gpu-smoke``.
+
+A run whose time limit left no time for its curriculum can be completed later, in place, by a
+second call: ``python -m helpers.transient_ridge.gpu --finish-curriculum results/transient_ridge_gpu``
+(:func:`~.train.finish_curriculum`; its ``run.json`` then records both calls).
 """
 from __future__ import annotations
 
@@ -57,7 +61,7 @@ from ..device import device_name, pick_device
 from ..results import repo_root
 from . import bench
 from .__main__ import main as run_main
-from .train import PRECISIONS, precision_check, sizes
+from .train import PRECISIONS, finish_curriculum, precision_check, sizes, store
 
 DEVICE_TESTS = ("tests/test_device.py", "tests/test_training.py", "tests/test_results.py",
                 "tests/test_transient_ridge.py", "tests/test_transient_ridge_model.py",
@@ -124,9 +128,36 @@ class _Tee:
             s.flush()
 
 
+def finish(folder: Path) -> int:
+    """``--finish-curriculum``: complete the stored run in ``folder`` (:func:`~.train.finish_curriculum`)."""
+    from .claims import evaluate
+    if not (folder / "run.json").is_file():
+        print(f"--finish-curriculum: {folder} holds no run.json (give a run's folder, e.g. "
+              f"results/transient_ridge_gpu)", file=sys.stderr)
+        return 2
+    out = store(folder.parent, folder.name)
+    t0 = time.perf_counter()
+    try:
+        run = finish_curriculum(out, evaluate, progress=False,
+                                command=f"python -m helpers.transient_ridge.gpu --finish-curriculum {folder}")
+    except ValueError as e:
+        print(f"--finish-curriculum: {e}", file=sys.stderr)
+        return 2
+    table = out.load_claims()
+    print(table)
+    trained = run["extra"]["curriculum_call"]["seconds"]
+    print(f"\n{sum(c.holds for c in table.claims)}/{len(table)} claims hold. Curriculum trained in {trained:.0f} s; "
+          f"completed {folder} in {time.perf_counter() - t0:.0f} s.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.transient_ridge.gpu", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (packed into DIR.tar.gz)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (packed into DIR.tar.gz); required unless "
+                                                     "--finish-curriculum")
+    parser.add_argument("--finish-curriculum", metavar="RUN", default=None,
+                        help="only train the curriculum that the stored run in folder RUN skipped, and "
+                             "complete that run in place (metrics, claims, run.json)")
     parser.add_argument("--mode", choices=("smoke", "full"), default="full")
     parser.add_argument("--max-minutes", type=minutes, default=7.0, metavar="N",
                         help="the full run's time limit (default 7); the checks, the benchmark and the "
@@ -147,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--bench-steps must be >= 1; got {args.bench_steps}")
     if args.check_steps is not None and args.check_steps < 5:
         parser.error(f"--check-steps must be >= 5; got {args.check_steps}")
+    if args.finish_curriculum is not None:
+        return finish(Path(args.finish_curriculum))
+    if args.out is None:
+        parser.error("--out is required (unless --finish-curriculum)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from ..checks import check_int
 from ..device import device_name, pick_device, seed_everything
 from ..modes import by_mode, get_mode, show_progress
-from ..results import ResultStore, RunOutput, output_root
+from ..results import ResultStore, RunOutput, git_commit, jsonable, output_root, provenance, write_json
 from ..seeds import derive_seed, torch_generator
 from ..training import NonFiniteLossError, checkpoint_schedule
 from .analysis import (
@@ -742,25 +742,76 @@ def full_run(mode: str, progress: bool = True, *, scale: str | None = None, max_
     emit("timing")
 
     # 6. the curriculum over M, if there is time for it
-    ccfg = S.curriculum_config()
-    projected = log["seconds"] * len(ccfg.groups) / len(cfg.groups) * S.steps / max(extra["steps_done"], 1)
+    share = len(S.curriculum_config().groups) / len(cfg.groups)
+    projected = log["seconds"] * share * S.steps / max(extra["steps_done"], 1)
     if deadline is None or time.monotonic() + projected < deadline:
-        _, clog = train_sweep(ccfg, ckpts, device=device, eval_n=S.eval_n, n_probe=S.n_probe, progress=progress,
-                              precision_mode=S.precision, compile=S.compile, check_every=S.check_every,
-                              deadline=deadline)
-        if clog["stopped_at"] is None:
-            metrics["curriculum"] = _curves(clog)
-            metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
-            metrics["seconds"]["curriculum"] = clog["seconds"]
-            metrics["curriculum"]["summary"] = summaries(metrics["curriculum"])
-        else:                                   # a curriculum cut short would compare unlike with like
-            extra["skipped"] = f"curriculum (stopped at step {clog['stopped_at']} by max_minutes)"
+        stopped = train_curriculum(S, metrics, device=device, progress=progress, deadline=deadline)
+        if stopped is not None:                 # a curriculum cut short would compare unlike with like
+            extra["skipped"] = f"curriculum (stopped at step {stopped} by max_minutes)"
     else:
         extra["skipped"] = f"curriculum (projected {projected:.0f} s, past max_minutes)"
 
     metrics["seconds"]["total"] = time.perf_counter() - t0
     extra["complete"] = extra["stopped_by"] is None and "skipped" not in extra
     return emit("done")
+
+
+def train_curriculum(S: Sizes, metrics: dict, *, device="cpu", progress: bool = True,
+                     deadline: float | None = None) -> int | None:
+    """The run's stage 6: train the curriculum over M (:meth:`Sizes.curriculum_config`) and, if it
+    finished, put its curves, stages, summaries and seconds into ``metrics`` (``metrics["curriculum"]``,
+    ``metrics["seconds"]["curriculum"]``). Returns ``None``, or the step at which ``deadline`` (a
+    ``time.monotonic()`` value) stopped it; then ``metrics`` is left as it was."""
+    ccfg = S.curriculum_config()
+    _, clog = train_sweep(ccfg, S.checkpoints(), device=device, eval_n=S.eval_n, n_probe=S.n_probe,
+                          progress=progress, precision_mode=S.precision, compile=S.compile,
+                          check_every=S.check_every, deadline=deadline)
+    if clog["stopped_at"] is not None:
+        return clog["stopped_at"]
+    metrics["curriculum"] = _curves(clog)
+    metrics["curriculum"]["stages"] = [[s, label(M)] for s, M in ccfg.curriculum]
+    metrics["curriculum"]["summary"] = summaries(metrics["curriculum"])
+    metrics.setdefault("seconds", {})["curriculum"] = clog["seconds"]
+    return None
+
+
+def finish_curriculum(out: ResultStore, evaluate, *, progress: bool = True, command: str | None = None) -> dict:
+    """Train the curriculum that a stored run skipped (its ``run.json`` says ``skipped: curriculum …``),
+    at the stored run's own sizes, and complete the run in place: ``metrics.json`` gains the
+    curriculum, ``claims.json`` is re-judged by ``evaluate``, and ``run.json`` keeps the first call's
+    provenance and records this one in ``extra["curriculum_call"]`` (commit, device, versions, date,
+    seconds, command). The curriculum trains a model of its own, so it needs nothing of the sweep
+    but its sizes. Returns the updated ``run.json``."""
+    run = out.read_run()
+    extra = dict(run.get("extra") or {})
+    if not str(extra.get("skipped", "")).startswith("curriculum"):
+        raise ValueError(f"{out.shown(out.path('run.json'))} did not skip its curriculum "
+                         f"(extra.skipped: {extra.get('skipped')!r}); nothing to finish")
+    metrics = out.load_json("metrics.json")
+    mode, scale = run["mode"], metrics.get("scale")
+    S = sizes(mode, scale)
+    if jsonable(S.to_json()) != metrics["sizes"]:
+        raise ValueError(f"the stored run's sizes are not this code's {mode}/{scale} sizes; "
+                         f"finish it with the code that ran it (commit {run['git_commit'][:12]})")
+    git = git_commit()
+    seed_everything(S.seeds[0])
+    device = pick_device()
+    t0 = time.perf_counter()
+    train_curriculum(S, metrics, device=device, progress=progress)
+    seconds = time.perf_counter() - t0
+    call = provenance(chapter=run["chapter"], schema=run["schema"], mode=mode, device=device_name(device),
+                      seeds=S.seeds, seconds=seconds, git=git,
+                      command=command or "python -m helpers.transient_ridge.gpu --finish-curriculum")
+    extra["skipped_first"] = extra.pop("skipped")
+    extra["curriculum_call"] = {k: call[k] for k in ("git_commit", "git_dirty", "device", "torch_version",
+                                                     "python_version", "date", "seconds", "command")}
+    extra["complete"] = extra.get("stopped_by") is None
+    metrics["seconds"]["total_with_curriculum_call"] = metrics["seconds"]["total"] + seconds
+    out.save_json("metrics.json", metrics)
+    out.write_claims(evaluate(metrics))
+    run["extra"] = extra
+    write_json(out.path("run.json"), run)
+    return run
 
 
 GPU_FOLDER = "transient_ridge_gpu"   # results/<this>/: the committed GPU run, beside the chapter's main run
