@@ -6,6 +6,7 @@ import math
 import sys
 import tarfile
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -167,6 +168,35 @@ def test_a_run_cut_short_leaves_complete_results(tmp_path):
         train.full_run("smoke", progress=False, max_minutes=0)
     with pytest.raises(ValueError, match="scale must be one of"):
         train.sizes("full", "tpu")
+
+
+def test_a_second_call_finishes_the_curriculum_a_run_skipped(tmp_path, capsys):
+    from helpers.transient_ridge import gpu
+    whole = train.full_run("smoke", progress=False)                  # the same run, uninterrupted
+    store = train.store(tmp_path)
+    cut = train.full_run("smoke", progress=False, max_minutes=1e-6)
+    store.save_run(cut, claims.evaluate(cut.metrics), mode="smoke")
+    first = store.read_run()
+    assert gpu.main(["--finish-curriculum", str(store.dir)]) == 0
+    run, m = store.read_run(), store.load_json("metrics.json")
+    # the curriculum trains a model of its own from seeded batches: the same curves as in one call
+    np.testing.assert_allclose(m["curriculum"]["ood"], whole.metrics["curriculum"]["ood"], rtol=1e-5)
+    assert m["curriculum"]["stages"] == whole.metrics["curriculum"]["stages"]
+    assert m["sweep"]["step"] == cut.metrics["sweep"]["step"]        # the sweep as it was
+    np.testing.assert_allclose(m["sweep"]["ood"], cut.metrics["sweep"]["ood"])
+    extra = run["extra"]
+    assert "skipped" not in extra and extra["skipped_first"] == first["extra"]["skipped"]
+    assert extra["curriculum_call"]["git_commit"] == git_commit()[0] and extra["curriculum_call"]["seconds"] > 0
+    assert extra["complete"] is False                                  # its sweep was still cut short
+    assert (run["git_commit"], run["date"]) == (first["git_commit"], first["date"])   # the first call's provenance
+    assert "curriculum_matches_fixed_M" in [c.id for c in store.load_claims().claims]
+    # nothing left to finish; no run there at all
+    assert gpu.main(["--finish-curriculum", str(store.dir)]) == 2
+    assert "did not skip its curriculum" in capsys.readouterr().err
+    assert gpu.main(["--finish-curriculum", str(tmp_path / "nothing")]) == 2
+    assert "holds no run.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gpu.main([])                                                   # --out is required otherwise
 
 
 def test_claims_only_rederives_the_stored_run(tmp_path):
