@@ -84,7 +84,8 @@ def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evalu
              store: Callable[..., ResultStore], argv: list[str] | None = None,
              options: Callable[[argparse.ArgumentParser], None] | None = None,
              refresh: Callable[[ResultStore], None] | None = None, partial: bool = False,
-             check: Callable[[argparse.Namespace], None] | None = None) -> int:
+             check: Callable[[argparse.Namespace], None] | None = None,
+             folder: Callable[[argparse.Namespace], str | None] | None = None) -> int:
     """Parse ``--mode`` / ``--no-progress`` / ``--claims-only`` / ``--out`` (and the chapter's
     ``options``), run, save, print the claims table."""
     parser = _Parser(prog=f"python -m {module}", description=doc.strip().splitlines()[0])
@@ -102,7 +103,9 @@ def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evalu
         own = {a.dest for a in parser._actions} - before
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    out = store(args.out if args.out is not None else output_root(args.mode))
+    root = args.out if args.out is not None else output_root(args.mode)
+    named = folder(args) if folder is not None else None   # a folder other than the chapter's, for these options
+    out = store(root, named) if named else store(root)
     try:
         if check is not None:
             check(args)

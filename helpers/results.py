@@ -224,7 +224,7 @@ class ResultStore:
             the two).
         root: the folder holding the chapter folders (default: the repository's ``results/``).
         folder: the folder's name when it is not the chapter's, for a second run of one chapter
-            (e.g. ``'transient_ridge_gpu'``); its ``run.json`` still names ``chapter``.
+            (e.g. ``'transient_ridge_cpu'``); its ``run.json`` still names ``chapter``.
     """
 
     def __init__(self, chapter: str, *, schema: int, module: str | None = None, command: str | None = None,
@@ -232,7 +232,7 @@ class ResultStore:
         if not isinstance(chapter, str) or not chapter or "/" in chapter:
             raise ValueError(f"chapter must be a folder name like 'tree_cot'; got {chapter!r}")
         if folder is not None and (not isinstance(folder, str) or not folder or "/" in folder):
-            raise ValueError(f"folder must be a folder name like 'transient_ridge_gpu' or None; got {folder!r}")
+            raise ValueError(f"folder must be a folder name like 'transient_ridge_cpu' or None; got {folder!r}")
         if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
             raise ValueError(f"schema must be an int >= 1; got {schema!r}")
         if (module is None) == (command is None):

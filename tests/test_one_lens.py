@@ -173,7 +173,7 @@ def test_sees_holds_only_when_every_phase_of_every_run_is_seen():
 def test_ridge_record_reads_chapter_3s_own_phases():
     rec = train.ridge_record()
     from helpers.transient_ridge import train as ridge_train
-    sweep = ridge_train.store().load_json("metrics.json")["sweep"]
+    sweep = ridge_train.cpu_store().load_json("metrics.json")["sweep"]
     labels = [s["M"] for s in sweep["summary"]]
     chosen = [s["M"] for s in sweep["summary"] if s["ridge_phase"] and s["crossed"]]
     assert chosen and [r["M"] for r in rec["runs"]] == chosen
@@ -188,7 +188,7 @@ def test_ridge_record_reads_chapter_3s_own_phases():
         first = next(i for i in range(len(dr)) if dr[i] < dd[i] and dr[i] < 0.5 * sweep["d_zero_ridge"][g])
         assert ridge_like == int(sweep["step"][first])
         assert np.asarray(run["path"]).shape == (len(sweep["step"]), train.PCA_COMPONENTS)
-    lot = ridge_train.store().load_json("metrics.json")["llc_over_training"]
+    lot = ridge_train.cpu_store().load_json("metrics.json")["llc_over_training"]
     with_llc = [r for r in rec["runs"] if r["llc"] is not None]   # only chapter 3's LLC run holds the LLC
     assert [r["M"] for r in with_llc] == [str(lot["M"])]
     assert with_llc[0]["llc"]["llc"] == lot["llc"] and with_llc[0]["llc"]["step"] == [int(s) for s in lot["groups"]]

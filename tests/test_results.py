@@ -489,18 +489,23 @@ def test_a_run_killed_between_the_two_renames_loses_nothing(tmp_path):
     assert not list(tmp_path.glob(".demo.*"))
 
 
-def test_chapter_3_s_committed_gpu_run_is_judged_by_the_current_claims():
-    """``results/transient_ridge_gpu/``: the GPU run, judged like the chapter's main run, with the rest
-    of its device call's output in ``call/``."""
-    from helpers.transient_ridge import claims, gpu_store
-    store = gpu_store()
-    run = store.read_run()
+def test_chapter_3_s_two_committed_runs():
+    """``results/transient_ridge/``: the GPU configuration's run, complete, with the rest of its device
+    calls' output in ``call/``; ``results/transient_ridge_cpu/``: the CPU configuration's, judged by
+    the same claims."""
+    from helpers.transient_ridge import claims, cpu_store, store
+    gpu, cpu = store(), cpu_store()
+    run = gpu.read_run()
     assert run["chapter"] == "transient_ridge" and run["mode"] == "full" and "H200" in run["device"]
-    judged = claims.evaluate(store.load_json("metrics.json"))
-    assert [c.to_dict() for c in judged] == store.load_json("claims.json"), (
-        "results/transient_ridge_gpu/claims.json is stale: re-judge it as the README says")
-    root = store.path("call")
-    for name in ("device.json", "bench.json", "precision.json", "log.txt", "bench/eager.json"):
+    assert run["extra"]["complete"] and run["extra"]["curriculum_call"]["device"] == run["device"]
+    assert gpu.load_json("metrics.json")["scale"] == "gpu" and cpu.load_json("metrics.json")["scale"] == "cpu"
+    assert cpu.read_run()["chapter"] == "transient_ridge" and "CPU" in cpu.read_run()["device"]
+    judged = claims.evaluate(cpu.load_json("metrics.json"))
+    assert [c.to_dict() for c in judged] == cpu.load_json("claims.json"), (
+        "results/transient_ridge_cpu/claims.json is stale: re-judge it with --claims-only")
+    root = gpu.path("call")
+    for name in ("device.json", "bench.json", "precision.json", "log.txt", "curriculum-log.txt",
+                 "bench/compile-default.json"):
         assert (root / name).is_file(), name
     assert json.loads((root / "device.json").read_text())["device"] == run["device"]
 

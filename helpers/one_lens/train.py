@@ -337,8 +337,9 @@ def gd_run(kind: str, seed: int, cfg: Sizes, setting: SettingConfig = GD_SETTING
 # chapter 3: its committed full run
 
 def ridge_record() -> dict:
-    """Chapter 3's committed full run, read: the joint PCA of its sweep's features (all M), the
-    paths of the runs that chapter 3's own summary finds ridge-like first and then crossing to
+    """Chapter 3's committed run of its CPU configuration (``results/transient_ridge_cpu/``, trained
+    on the same 2-core CPU as this chapter's own runs), read: the joint PCA of its sweep's features
+    (all M), the paths of the runs that chapter 3's own summary finds ridge-like first and then crossing to
     dMMSE_M (``ridge_phase`` and ``crossed``), their distances to the two predictors over training
     (``d_ridge``, ``d_dmmse``), their phases by chapter 3's own rules — ``"ridge-like"``, the first
     checkpoint that :func:`helpers.transient_ridge.analysis.ridge_like` accepts, and
@@ -348,7 +349,7 @@ def ridge_record() -> dict:
     every M, :func:`helpers.transient_ridge.train.feature_groups`), have paths, so only those are read."""
     from ..transient_ridge import train as ridge_train
     from ..transient_ridge.analysis import ridge_like
-    R = ridge_train.store()
+    R = ridge_train.cpu_store()
     run = R.read_run()
     m, a = R.load_json("metrics.json"), R.load_arrays("arrays.npz")
     sweep = m["sweep"]

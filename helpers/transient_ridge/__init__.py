@@ -51,8 +51,8 @@ from .train import (
                        Sizes,
                        SweepConfig,
                        batch_fn,
+                       cpu_store,
                        full_run,
-                       gpu_store,
                        group_losses,
                        grouped_from_state,
                        llc_batches,
@@ -77,7 +77,7 @@ __all__ = [
     "Batch", "TaskPool", "detokenize", "sample_batch", "tokenize",
     "check_dmmse", "check_sgld_step",
     "GroupedBlock", "GroupedLayerNorm", "GroupedLinear", "GroupedTransformer", "ModelConfig",
-    "PAPER", "LLCConfig", "Sizes", "SweepConfig", "batch_fn", "full_run", "gpu_store", "group_losses",
+    "PAPER", "LLCConfig", "Sizes", "SweepConfig", "batch_fn", "cpu_store", "full_run", "group_losses",
     "grouped_from_state", "llc_batches", "load", "make_model", "one_M_batches", "sizes", "stack_models",
     "store", "sweep_loss", "time_grouped_vs_separate", "train_sweep",
 ]

@@ -4,7 +4,8 @@ Trains the sweep over task diversity M (one grouped model), fits the joint traje
 estimates the LLC, cross-checks it, times grouped training and trains the curriculum
 (:func:`~helpers.transient_ridge.train.full_run`), judges the chapter's claims
 (:func:`~helpers.transient_ridge.claims.evaluate`) and writes ``results/transient_ridge/`` (full
-mode), ``.scratch/<mode>/transient_ridge/`` or ``--out DIR``; partial results are written as it
+mode; ``results/transient_ridge_cpu/`` with ``--scale cpu``), ``.scratch/<mode>/transient_ridge/``
+or ``--out DIR``; partial results are written as it
 goes, so a run cut short leaves a complete smaller result. Uses the GPU when there is one.
 ``--scale cpu`` (D = 4, K = 8, one seed) takes about 80 minutes on a 2-core CPU. On a machine
 without a GPU, a full run without ``--scale`` is refused, because its default is the GPU
@@ -33,10 +34,16 @@ def check(args) -> None:
                        "or --scale gpu to run the GPU configuration anyway")
 
 
+def folder(args) -> str | None:
+    """The CPU configuration's full run has a folder of its own (``transient_ridge_cpu/``), beside
+    the chapter's main run, the GPU configuration's."""
+    return train.CPU_FOLDER if args.mode == "full" and args.scale == "cpu" else None
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_main("helpers.transient_ridge", __doc__, full_run=train.full_run, evaluate=claims.evaluate,
                     store=train.store, argv=argv, options=options, refresh=train.refresh_metrics, partial=True,
-                    check=check)
+                    check=check, folder=folder)
 
 
 if __name__ == "__main__":

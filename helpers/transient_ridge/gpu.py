@@ -17,10 +17,9 @@ For a machine with PyTorch and a GPU (no Jupyter needed). In one output folder i
   chapters other than this one train on the CPU, on spare cores), their logs and exit statuses
   (at most ``--checks-minutes``); the command's exit status is 1 if one of them failed;
 
-and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Publish it as
-``results/transient_ridge_gpu/`` (:func:`~.train.gpu_store`; chapter 3's page 6 shows it): the
-output's ``transient_ridge/`` becomes that folder, the rest goes into its ``call/``. Copy its
-``transient_ridge/`` into ``results/`` instead to make it the chapter's main run.
+and packs the folder into ``DIR.tar.gz`` (or ``--archive PATH``). Publish it as the chapter's
+run, ``results/transient_ridge/`` (every page of chapter 3 shows it): the output's
+``transient_ridge/`` becomes that folder, and the rest of the output goes into its ``call/``.
 
 On a GPU machine with a copy of the repository but no git history, name the commit
 (``BOOK_GIT_COMMIT=…``, see :func:`helpers.results.git_commit`) and install the package first
@@ -35,7 +34,7 @@ cross-check as skipped, and ``python -m helpers.transient_ridge --claims-only`` 
 Prove it anywhere at smoke size: ``python -m helpers.transient_ridge.gpu --mode smoke --out gpu-smoke``.
 
 A run whose time limit left no time for its curriculum can be completed later, in place, by a
-second call: ``python -m helpers.transient_ridge.gpu --finish-curriculum results/transient_ridge_gpu``
+second call: ``python -m helpers.transient_ridge.gpu --finish-curriculum results/transient_ridge``
 (:func:`~.train.finish_curriculum`; its ``run.json`` then records both calls).
 """
 from __future__ import annotations
@@ -44,7 +43,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import platform
 import signal
@@ -61,13 +59,12 @@ from ..device import device_name, pick_device
 from ..results import repo_root
 from . import bench
 from .__main__ import main as run_main
-from .train import PRECISIONS, finish_curriculum, precision_check, sizes, store
+from .train import CHECK_MS, PRECISIONS, finish_curriculum, precision_check, sizes, store
 
 DEVICE_TESTS = ("tests/test_device.py", "tests/test_training.py", "tests/test_results.py",
                 "tests/test_transient_ridge.py", "tests/test_transient_ridge_model.py",
                 "tests/test_transient_ridge_speed.py", "tests/test_transient_ridge_analysis.py")
 CHAPTERS = ("tree_cot", "multistep_gd", "one_lens", "transient_ridge")
-CHECK_MS = (1, 4, 16, math.inf)   # the precision check's task counts: memorising, the partial dips, ridge
 
 
 def chapter_command(chapter: str, out: Path) -> list[str]:
@@ -133,7 +130,7 @@ def finish(folder: Path) -> int:
     from .claims import evaluate
     if not (folder / "run.json").is_file():
         print(f"--finish-curriculum: {folder} holds no run.json (give a run's folder, e.g. "
-              f"results/transient_ridge_gpu)", file=sys.stderr)
+              f"results/transient_ridge)", file=sys.stderr)
         return 2
     out = store(folder.parent, folder.name)
     t0 = time.perf_counter()

@@ -477,8 +477,8 @@ CPU = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp
 # The paper's task (D = 8, K = 16, σ² = 0.125) for one GPU: 13 task counts × 3 seeds, 0.40M parameters per model.
 # TF32 and torch.compile: on an H200 the benchmark's grouped step took 13.0 ms in TF32 eagerly, 10.1 ms compiled
 # (20.4 ms in float32), and TF32's curves stayed within 7.1% of float32's on this model, as bf16's did, where
-# float32's own moved by up to 9.4% between checkpoints; the committed GPU run (results/transient_ridge_gpu/)
-# trained its 20,000 sweep steps compiled in 4.3 minutes.
+# float32's own moved by up to 9.4% between checkpoints; the committed run (results/transient_ridge/) trained
+# its 20,000 sweep steps compiled in 4.3 minutes.
 GPU = Sizes(model=ModelConfig(D=8, K=16, d_model=128, n_layers=2, n_heads=4, d_mlp=512),
             Ms=(1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256, 1024, INF), seeds=(0, 1, 2), sigma2=0.125, batch=128,
             lr=1e-3, steps=20_000, decay=0.2, ckpt_every=250, ckpt_log=40, eval_n=4096, n_probe=128,
@@ -531,7 +531,7 @@ def one_M_batches(S: Sizes, M, device="cpu"):
 
 def store(root=None, folder: str | None = None) -> ResultStore:
     """The chapter's result store (default: the committed ``results/transient_ridge/``; ``folder``:
-    another folder of ``root``, see :func:`gpu_store`). Its messages name both scales' commands:
+    another folder of ``root``, see :func:`cpu_store`). Its messages name both scales' commands:
     a full run without ``--scale`` is refused on a CPU."""
     command = ("`python -m helpers.transient_ridge --mode full --scale gpu` on a GPU, or on a CPU (a smaller "
                "configuration, about 80 minutes on 2 cores) "
@@ -619,6 +619,7 @@ def refresh_metrics(out: ResultStore) -> None:
     out.save_json("metrics.json", derive_metrics(metrics, arrays))
 
 
+CHECK_MS = (1, 4, 16, math.inf)   # the GPU call's precision check's task counts: memorising, the dips, ridge
 SWEEP_SHARE = 0.75    # with --max-minutes: the sweep stops at the first checkpoint after this share of the time
 FLUSH_SECONDS = 60.0  # partial results are written at most this often during the sweep
 
@@ -815,28 +816,29 @@ def finish_curriculum(out: ResultStore, evaluate, *, progress: bool = True, comm
     return run
 
 
-GPU_FOLDER = "transient_ridge_gpu"   # results/<this>/: the committed GPU run, beside the chapter's main run
+CPU_FOLDER = "transient_ridge_cpu"   # results/<this>/: the committed CPU run, beside the chapter's main run
 
 
-def gpu_store() -> ResultStore:
-    """The committed run of the GPU configuration (``results/transient_ridge_gpu/``), beside the
-    chapter's main run: the ``transient_ridge/`` folder that ``python -m helpers.transient_ridge.gpu``
-    wrote, and in its ``call/`` the rest of that call's folder (``device.json``, ``bench.json``,
-    ``precision.json``, ``log.txt``) and the later benchmarks (``call/bench/``)."""
-    return store(folder=GPU_FOLDER)
+def cpu_store() -> ResultStore:
+    """The committed run of the CPU configuration (``results/transient_ridge_cpu/``), beside the
+    chapter's main run (``results/transient_ridge/``, the GPU configuration's, whose ``call/`` holds
+    the rest of its GPU calls' output: ``device.json``, ``bench.json``, ``precision.json``, logs,
+    and an earlier call's benchmark of ``torch.compile`` in ``call/bench/``)."""
+    return store(folder=CPU_FOLDER)
 
 
-def load(mode: str | None = None, *, gpu: bool = False) -> ResultStore:
+def load(mode: str | None = None, *, cpu: bool = False) -> ResultStore:
     """The results a page shows: in smoke mode a fresh smoke run (seconds, every code path; its
-    numbers mean nothing), otherwise the committed full run (``results/transient_ridge/``).
-    ``gpu``: the GPU configuration's instead (smoke: a run of its shape; otherwise :func:`gpu_store`)."""
+    numbers mean nothing), otherwise the committed full run (``results/transient_ridge/``, the GPU
+    configuration). ``cpu``: the CPU configuration's run instead (:func:`cpu_store`; smoke: a fresh
+    run of its own)."""
     mode = get_mode() if mode is None else mode
     if mode == "smoke":
         from .claims import evaluate
-        out = store(output_root("smoke") / ("gpu" if gpu else ""))
-        run = full_run("smoke", progress=False, scale="gpu" if gpu else None)
+        out = store(output_root("smoke") / ("cpu" if cpu else ""))
+        run = full_run("smoke", progress=False, scale="cpu" if cpu else None)
         out.save_run(run, evaluate(run.metrics), mode="smoke")
         return out
-    out = gpu_store() if gpu else store()
+    out = cpu_store() if cpu else store()
     out.read_run()   # a clear error naming the command if the results are missing or stale
     return out
