@@ -202,7 +202,7 @@ def test_ridge_record_reads_each_run_s_own_path_when_the_sweep_has_several_seeds
     import copy
 
     from helpers.transient_ridge import train as ridge_train
-    real = ridge_train.store()
+    real = ridge_train.cpu_store()          # the run the closing chapter reads: the CPU configuration's, one seed
     m, arrays, run = real.load_json("metrics.json"), real.load_arrays("arrays.npz"), real.read_run()
     one_seed = train.ridge_record()
     sw = copy.deepcopy(m["sweep"])
@@ -225,7 +225,7 @@ def test_ridge_record_reads_each_run_s_own_path_when_the_sweep_has_several_seeds
         def read_run(self):
             return run
 
-    monkeypatch.setattr(ridge_train, "store", lambda: Store())
+    monkeypatch.setattr(ridge_train, "cpu_store", lambda: Store())
     rec = train.ridge_record()
     assert [r["label"] for r in rec["runs"]] == [f"{r['label']}, seed 0" for r in one_seed["runs"]]
     for a, b in zip(rec["runs"], one_seed["runs"]):
