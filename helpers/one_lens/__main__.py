@@ -1,7 +1,7 @@
 """The closing chapter's full run: ``python -m helpers.one_lens --mode full``.
 
 Trains chapter 1's theory model and chapter 2's two models with dense checkpoints, estimates their
-LLC over training, reads chapter 3's committed full run (:func:`helpers.one_lens.train.full_run`),
+LLC over training, reads chapter 3's committed CPU run (:func:`helpers.one_lens.train.full_run`),
 judges the claims (:func:`helpers.one_lens.claims.evaluate`) and writes ``results/one_lens/``
 (full mode) or ``.scratch/<mode>/one_lens/``: ``metrics.json``, ``claims.json``, ``run.json``.
 ``--claims-only`` re-judges the stored metrics without training.

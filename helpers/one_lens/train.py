@@ -11,7 +11,7 @@ local learning coefficient is estimated after training (:func:`helpers.dynamics.
 - :func:`standard_run` — chapter 1's standard transformer on the forward task (PCA only: see its docstring);
 - :func:`gd_run` — chapter 2's CoT model from a random start (``"cot"``) or the sparse model from
   the small balanced start (``"balanced"``);
-- :func:`ridge_record` — chapter 3's committed full run, read (nothing is retrained);
+- :func:`ridge_record` — chapter 3's committed run of its CPU configuration, read (nothing is retrained);
 - :func:`full_run`, :func:`store`, :func:`load`.
 
 The records hold projected PCA paths, LLC estimates and phase steps, not verdicts: the lens's
