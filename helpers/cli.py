@@ -94,8 +94,9 @@ def run_main(module: str, doc: str, *, full_run: Callable[..., RunOutput], evalu
     parser.add_argument("--claims-only", action="store_true",
                         help="re-judge the stored run's metrics.json with the current claims; no training")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="folder to hold <chapter>/ (default: results/ in full mode, "
-                             "the smoke folder in smoke mode)")
+                        help="folder to hold <chapter>/ (or the chapter's folder for these options, "
+                             "e.g. transient_ridge_cpu/; default: results/ in full mode, the smoke folder "
+                             "in smoke mode)")
     own = set()
     if options is not None:
         before = {a.dest for a in parser._actions}

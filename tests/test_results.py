@@ -502,7 +502,7 @@ def test_chapter_3_s_two_committed_runs():
     assert cpu.read_run()["chapter"] == "transient_ridge" and "CPU" in cpu.read_run()["device"]
     judged = claims.evaluate(cpu.load_json("metrics.json"))
     assert [c.to_dict() for c in judged] == cpu.load_json("claims.json"), (
-        "results/transient_ridge_cpu/claims.json is stale: re-judge it with --claims-only")
+        "results/transient_ridge_cpu/claims.json is stale: re-judge it with --claims-only --scale cpu")
     root = gpu.path("call")
     for name in ("device.json", "bench.json", "precision.json", "log.txt", "curriculum-log.txt",
                  "bench/compile-default.json"):

@@ -176,6 +176,7 @@ def test_a_second_call_finishes_the_curriculum_a_run_skipped(tmp_path, capsys):
     store = train.store(tmp_path)
     cut = train.full_run("smoke", progress=False, max_minutes=1e-6)
     store.save_run(cut, claims.evaluate(cut.metrics), mode="smoke")
+    store.rederive_claims(claims.evaluate)                            # an earlier re-judging, to be dropped
     first = store.read_run()
     assert gpu.main(["--finish-curriculum", str(store.dir)]) == 0
     run, m = store.read_run(), store.load_json("metrics.json")
@@ -189,6 +190,7 @@ def test_a_second_call_finishes_the_curriculum_a_run_skipped(tmp_path, capsys):
     assert extra["curriculum_call"]["git_commit"] == git_commit()[0] and extra["curriculum_call"]["seconds"] > 0
     assert extra["complete"] is False                                  # its sweep was still cut short
     assert (run["git_commit"], run["date"]) == (first["git_commit"], first["date"])   # the first call's provenance
+    assert "claims_rederived" in first and "claims_rederived" not in run   # the claims were judged anew
     assert "curriculum_matches_fixed_M" in [c.id for c in store.load_claims().claims]
     # nothing left to finish; no run there at all
     assert gpu.main(["--finish-curriculum", str(store.dir)]) == 2
@@ -197,6 +199,19 @@ def test_a_second_call_finishes_the_curriculum_a_run_skipped(tmp_path, capsys):
     assert "holds no run.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         gpu.main([])                                                   # --out is required otherwise
+
+
+def test_finishing_a_gpu_run_s_curriculum_needs_a_gpu(tmp_path, monkeypatch, capsys):
+    from helpers.results import RunOutput, jsonable
+    from helpers.transient_ridge import gpu
+    store = train.store(tmp_path)
+    metrics = {"sizes": jsonable(train.sizes("full", "gpu").to_json()), "scale": "gpu", "seconds": {}}
+    store.save_run(RunOutput(metrics=metrics, seeds=[0], device="cpu", seconds=1.0,
+                             extra={"skipped": "curriculum (stopped at step 5 by max_minutes)"}), [], mode="full")
+    monkeypatch.setattr(train, "train_curriculum", lambda *a, **k: pytest.fail("it must not train"))
+    assert gpu.main(["--finish-curriculum", str(store.dir)]) == 2
+    assert "no GPU" in capsys.readouterr().err
+    assert "skipped" in store.read_run()["extra"]                      # the run is left as it was
 
 
 def test_claims_only_rederives_the_stored_run(tmp_path):
@@ -253,3 +268,10 @@ def test_bf16_training_steps_on_the_current_weights():
     start, fp32, bf16 = logs["fp32"]["id"][0][0], logs["fp32"]["id"][-1][0], logs["bf16"]["id"][-1][0]
     assert fp32 < 0.5 * start                                   # it learns in float32 …
     assert abs(bf16 - fp32) < 0.1 * fp32, (start, fp32, bf16)   # … and as well in bf16
+
+
+def test_a_shown_command_leaves_out_the_machine_s_output_paths():
+    run = {"command": "python -m helpers.transient_ridge.gpu --out /tmp/x/run --max-minutes 8.3 --archive /o/r.tar.gz"}
+    assert train.shown_command(run) == "python -m helpers.transient_ridge.gpu --max-minutes 8.3"
+    assert train.shown_command({"command": "python -m helpers.transient_ridge --mode full"}) == \
+        "python -m helpers.transient_ridge --mode full"

@@ -128,6 +128,7 @@ class _Tee:
 def finish(folder: Path) -> int:
     """``--finish-curriculum``: complete the stored run in ``folder`` (:func:`~.train.finish_curriculum`)."""
     from .claims import evaluate
+    folder = folder.resolve()
     if not (folder / "run.json").is_file():
         print(f"--finish-curriculum: {folder} holds no run.json (give a run's folder, e.g. "
               f"results/transient_ridge)", file=sys.stderr)
@@ -137,7 +138,7 @@ def finish(folder: Path) -> int:
     try:
         run = finish_curriculum(out, evaluate, progress=False,
                                 command=f"python -m helpers.transient_ridge.gpu --finish-curriculum {folder}")
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:        # RuntimeError: the results' own errors (stale, corrupt)
         print(f"--finish-curriculum: {e}", file=sys.stderr)
         return 2
     table = out.load_claims()

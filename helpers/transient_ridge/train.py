@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import math
 import numbers
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -476,7 +477,7 @@ CPU = Sizes(model=ModelConfig(D=4, K=8, d_model=64, n_layers=2, n_heads=4, d_mlp
             llc_batch=256, timing_steps=20, keep_final=(2, 16, INF))
 # The paper's task (D = 8, K = 16, σ² = 0.125) for one GPU: 13 task counts × 3 seeds, 0.40M parameters per model.
 # TF32 and torch.compile: on an H200 the benchmark's grouped step took 13.0 ms in TF32 eagerly, 10.1 ms compiled
-# (20.4 ms in float32), and TF32's curves stayed within 7.1% of float32's on this model, as bf16's did, where
+# (20.4 ms in float32); on this model TF32's curves stayed within 7.1% of float32's and bf16's within 7.4%, where
 # float32's own moved by up to 9.4% between checkpoints; the committed run (results/transient_ridge/) trained
 # its 20,000 sweep steps compiled in 4.3 minutes.
 GPU = Sizes(model=ModelConfig(D=8, K=16, d_model=128, n_layers=2, n_heads=4, d_mlp=512),
@@ -782,8 +783,10 @@ def finish_curriculum(out: ResultStore, evaluate, *, progress: bool = True, comm
     at the stored run's own sizes, and complete the run in place: ``metrics.json`` gains the
     curriculum, ``claims.json`` is re-judged by ``evaluate``, and ``run.json`` keeps the first call's
     provenance and records this one in ``extra["curriculum_call"]`` (commit, device, versions, date,
-    seconds, command). The curriculum trains a model of its own, so it needs nothing of the sweep
-    but its sizes. Returns the updated ``run.json``."""
+    seconds, command); a ``claims_rederived`` record of earlier claims goes, since the claims are
+    judged anew. The curriculum trains a model of its own, so it needs nothing of the sweep but its
+    sizes. A full run of the GPU configuration is refused on a machine without a GPU, as
+    ``python -m helpers.transient_ridge`` refuses it. Returns the updated ``run.json``."""
     run = out.read_run()
     extra = dict(run.get("extra") or {})
     if not str(extra.get("skipped", "")).startswith("curriculum"):
@@ -795,9 +798,11 @@ def finish_curriculum(out: ResultStore, evaluate, *, progress: bool = True, comm
     if jsonable(S.to_json()) != metrics["sizes"]:
         raise ValueError(f"the stored run's sizes are not this code's {mode}/{scale} sizes; "
                          f"finish it with the code that ran it (commit {run['git_commit'][:12]})")
+    device = pick_device()
+    if mode == "full" and scale == "gpu" and device.type == "cpu":
+        raise ValueError("the stored run is the GPU configuration's full run, and this machine has no GPU")
     git = git_commit()
     seed_everything(S.seeds[0])
-    device = pick_device()
     t0 = time.perf_counter()
     train_curriculum(S, metrics, device=device, progress=progress)
     seconds = time.perf_counter() - t0
@@ -808,12 +813,36 @@ def finish_curriculum(out: ResultStore, evaluate, *, progress: bool = True, comm
     extra["curriculum_call"] = {k: call[k] for k in ("git_commit", "git_dirty", "device", "torch_version",
                                                      "python_version", "date", "seconds", "command")}
     extra["complete"] = extra.get("stopped_by") is None
-    metrics["seconds"]["total_with_curriculum_call"] = metrics["seconds"]["total"] + seconds
     out.save_json("metrics.json", metrics)
     out.write_claims(evaluate(metrics))
     run["extra"] = extra
+    run.pop("claims_rederived", None)
     write_json(out.path("run.json"), run)
     return run
+
+
+# The committed runs whose numbers the chapter's text quotes, by folder: run.json's date. A page checks its text
+# against the run it shows only when that is the run the text describes (a reader's own run is shown, not checked).
+DESCRIBED = {"transient_ridge": "2026-11-27T18:51:17+00:00", "transient_ridge_cpu": "2026-11-26T16:05:38+00:00"}
+
+
+def shown_command(run: dict) -> str:
+    """The command line a ``run.json`` records, without its output folders (``--out``, ``--archive``:
+    paths of the machine it ran on, which say nothing about the run)."""
+    return re.sub(r" --(out|archive) \S+", "", run["command"])
+
+
+def described(out: ResultStore) -> bool:
+    """Whether ``out`` holds the committed run that the chapter's text describes (:data:`DESCRIBED`),
+    so that a page may assert the numbers its text quotes; False for a smoke run or any other run,
+    with a note saying that the text describes another run."""
+    run = out.read_run()
+    if run["mode"] == "full" and DESCRIBED.get(out.dir.name) == run["date"]:
+        return True
+    if run["mode"] != "smoke":
+        print(f"note: the text describes the committed run of {DESCRIBED.get(out.dir.name, 'another date')}; "
+              f"this is the run of {run['date']}, so the numbers the text quotes are not checked against it")
+    return False
 
 
 CPU_FOLDER = "transient_ridge_cpu"   # results/<this>/: the committed CPU run, beside the chapter's main run
@@ -836,7 +865,7 @@ def load(mode: str | None = None, *, cpu: bool = False) -> ResultStore:
     if mode == "smoke":
         from .claims import evaluate
         out = store(output_root("smoke") / ("cpu" if cpu else ""))
-        run = full_run("smoke", progress=False, scale="cpu" if cpu else None)
+        run = full_run("smoke", progress=False, scale="cpu" if cpu else "gpu")
         out.save_run(run, evaluate(run.metrics), mode="smoke")
         return out
     out = cpu_store() if cpu else store()
