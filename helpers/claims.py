@@ -23,7 +23,7 @@ class MalformedClaimError(ValueError):
     """A claim record lacks fields or is not a JSON object."""
 
 
-def jsonable(obj: Any) -> Any:
+def _jsonable(obj: Any) -> Any:
     from .results import jsonable as convert
     return convert(obj)
 
@@ -63,7 +63,7 @@ class Claim:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "claim": self.claim, "paper": self.paper,
-                "measured": jsonable(self.measured), "holds": bool(self.holds), "criterion": self.criterion,
+                "measured": _jsonable(self.measured), "holds": bool(self.holds), "criterion": self.criterion,
                 "why": "" if self.holds else self.why}
 
     @classmethod
